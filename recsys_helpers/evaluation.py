@@ -1,0 +1,92 @@
+"""Evaluate any Recommender on a Split: per-user ranks -> HR@K / NDCG@K with bootstrap CIs.
+
+Sampled mode ranks each target among its stored candidates (target + 999 negatives). Full mode
+ranks it among every item that the negative mode allows (Krichene & Rendle, KDD 2020): the
+negatives are then all items outside `split.excluded_items`, not a sample of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import Estimate, bootstrap_ci, hits, ndcg_gains, rank_of_positive
+from .protocol import Split
+
+SEQUENCE_LENGTH = 50  # items given to `score`; each model uses the last `input_length` of them
+
+
+@dataclass
+class Evaluation:
+    """Per-user ranks of one model on one set of targets (same order as `split.<which>.user`)."""
+
+    ranks: np.ndarray
+    full_ranks: np.ndarray | None = None
+
+    def hr(self, k: int = 10, full: bool = False) -> float:
+        return float(hits(self._ranks(full), k).mean())
+
+    def ndcg(self, k: int = 10, full: bool = False) -> float:
+        return float(ndcg_gains(self._ranks(full), k).mean())
+
+    def ci(self, metric: str = "hr", k: int = 10, full: bool = False, seed: int = 0) -> Estimate:
+        """95% bootstrap CI over users of "hr" or "ndcg" at k."""
+        gains = {"hr": hits, "ndcg": ndcg_gains}[metric](self._ranks(full), k)
+        return bootstrap_ci(gains, seed=seed)
+
+    def summary(self, k: int = 10) -> dict[str, float]:
+        out = {f"hr@{k}": self.hr(k), f"ndcg@{k}": self.ndcg(k)}
+        if self.full_ranks is not None:
+            out |= {f"full_hr@{k}": self.hr(k, full=True), f"full_ndcg@{k}": self.ndcg(k, full=True)}
+        return out
+
+    def _ranks(self, full: bool) -> np.ndarray:
+        if full and self.full_ranks is None:
+            raise ValueError("this evaluation has no full-ranking results; call evaluate(..., full=True).")
+        return self.full_ranks if full else self.ranks
+
+
+def model_inputs(model, split: Split, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """(users, sequences) as the model wants them: session-only for session-based models."""
+    targets = split.targets(which)
+    same_session = getattr(model, "session_based", False)
+    return targets.user, split.sequences(which, SEQUENCE_LENGTH, same_session=same_session)
+
+
+def evaluate(
+    model, split: Split, which: str = "test", full: bool = False, batch_size: int = 2048
+) -> Evaluation:
+    """Rank every target of `which` ("valid" or "test") with `model` (see module docstring)."""
+    targets = split.targets(which)
+    if len(targets) == 0:
+        raise ValueError(f"the split has no {which} targets to evaluate.")
+    users, sequences = model_inputs(model, split, which)
+    ranks = np.empty(len(targets), dtype=np.int64)
+    for start in range(0, len(targets), batch_size):
+        part = slice(start, start + batch_size)
+        scores = np.asarray(model.score(users[part], sequences[part], targets.candidates[part]))
+        ranks[part] = rank_of_positive(scores[:, 0], scores[:, 1:])
+    full_ranks = _full_ranks(model, split, which, users, sequences) if full else None
+    return Evaluation(ranks, full_ranks)
+
+
+def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: int = 256) -> np.ndarray:
+    targets = split.targets(which)
+    ptr, excluded = split.excluded_items(which)
+    all_items = np.arange(1, split.n_items + 1)
+    ranks = np.empty(len(targets), dtype=np.int64)
+    for start in range(0, len(targets), batch_size):
+        stop = min(start + batch_size, len(targets))
+        candidates = np.broadcast_to(all_items, (stop - start, split.n_items))
+        scores = np.asarray(
+            model.score(users[start:stop], sequences[start:stop], candidates), dtype=np.float64
+        )
+        positive = scores[np.arange(stop - start), targets.item[start:stop] - 1]
+        beaten = scores >= positive[:, None]
+        # Items that are not negatives (the user's own items, the target itself) do not count.
+        rows = np.repeat(np.arange(stop - start), np.diff(ptr[start : stop + 1]))
+        beaten[rows, excluded[ptr[start] : ptr[stop]] - 1] = False
+        beaten[np.arange(stop - start), targets.item[start:stop] - 1] = False
+        ranks[start:stop] = beaten.sum(axis=1)
+    return ranks

@@ -1,0 +1,137 @@
+"""The one interface every recommender implements, and the paper's hyper-parameters.
+
+    model = make_model("cnn_hybrid", epochs=20)     # registry in recsys_helpers.models
+    history = model.fit(split)                      # -> History (per-epoch loss, valid HR/NDCG, seconds)
+    scores = model.score(users, sequences, candidates)   # float32[n_users, n_candidates]
+
+Like scikit-learn estimators: hyper-parameters live in a `ModelConfig` given at construction,
+learned state is set by `fit` in attributes ending with `_`, and `fit` returns the history.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from ..protocol import Split
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One source of truth for hyper-parameters; defaults are the paper's "Training Details".
+
+    Caser's own defaults (Tang & Wang 2018) are `CASER_DEFAULTS` below.
+    """
+
+    dim: int = 50  # d, user and item embedding size
+    seq_len: int = 5  # L, recent items fed to sequence encoders (filter heights 1..4 need L >= 4)
+    horizontal_heights: tuple[int, ...] = (1, 2, 3, 4)
+    horizontal_filters: int = 50  # per height
+    vertical_filters: int = 4
+    mlp: tuple[int, ...] = (100, 50)
+    dropout: float = 0.2
+    l2: float = 1e-6
+    learning_rate: float = 1e-3
+    batch_size: int = 1024
+    negatives: int = 4  # sampled negatives per positive
+    epochs: int = 30
+    patience: int = 3  # early stopping on validation HR@10, best weights restored
+    implicit_weight: float = 1.0  # eta in eta * BCE(implicit) + BCE(explicit)
+    fusion: str = "product"  # "product" (s_u * e_j, p_u * e_j) or "concat" ([s_u, p_u, e_j])
+    components: str = "full"  # "full", "long_term_only", "cnn_only"
+    factors: int = 50  # MF
+    als_iterations: int = 15
+    als_regularization: float = 0.01
+    als_alpha: float = 10.0
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        positive = (
+            "dim",
+            "seq_len",
+            "horizontal_filters",
+            "batch_size",
+            "epochs",
+            "factors",
+            "als_iterations",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.negatives < 1:
+            raise ValueError(f"ModelConfig.negatives must be >= 1, got {self.negatives}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}.")
+        if self.fusion not in ("product", "concat"):
+            raise ValueError(f"ModelConfig.fusion must be 'product' or 'concat', got {self.fusion!r}.")
+        if self.components not in ("full", "long_term_only", "cnn_only"):
+            raise ValueError(
+                "ModelConfig.components must be 'full', 'long_term_only' or 'cnn_only', "
+                f"got {self.components!r}."
+            )
+        if max(self.horizontal_heights, default=0) > self.seq_len:
+            raise ValueError(
+                f"horizontal filter heights {self.horizontal_heights} exceed seq_len={self.seq_len}; "
+                "raise seq_len or drop the tallest filters."
+            )
+
+    def replace(self, **overrides) -> ModelConfig:
+        """A copy with some fields changed; unknown names are a clear error."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}.")
+        return replace(self, **overrides)
+
+
+CASER_DEFAULTS = {"seq_len": 5, "horizontal_filters": 16, "vertical_filters": 4, "dropout": 0.5}
+
+
+@dataclass
+class History:
+    """What `fit` reports per epoch (empty lists for models without epochs)."""
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    valid_hr: list[float] = field(default_factory=list)
+    valid_ndcg: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(self.seconds))
+
+
+class Recommender(ABC):
+    """Base class: `fit(split) -> History`, `score(users, sequences, candidates) -> scores`."""
+
+    name: str = "recommender"
+
+    def __init__(self, config: ModelConfig | None = None, **overrides) -> None:
+        self.config = (config or ModelConfig()).replace(**overrides)
+
+    @abstractmethod
+    def fit(self, split: Split) -> History:
+        """Learn from `split.train` (and early-stop on `split.valid`)."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """users int64[n], sequences int64[n, L'] (last items, 0-padded left; L' >= seq_len),
+        candidates int64[n, c] -> float32[n, c]; higher means more likely to be bought."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+def check_score_inputs(users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> None:
+    """Shapes must agree: users[n], sequences[n, L], candidates[n, c]."""
+    n = len(users)
+    if np.ndim(sequences) != 2 or np.ndim(candidates) != 2 or len(sequences) != n or len(candidates) != n:
+        raise ValueError(
+            f"score expects users[n], sequences[n, L], candidates[n, c]; got shapes {np.shape(users)}, "
+            f"{np.shape(sequences)}, {np.shape(candidates)}."
+        )

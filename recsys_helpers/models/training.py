@@ -1,0 +1,53 @@
+"""The epoch loop every trained model shares: run an epoch, validate, keep the best weights."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..evaluation import evaluate
+from ..protocol import Split
+from .base import History
+
+
+def train_with_early_stopping(
+    model,
+    split: Split,
+    run_epoch: Callable[[int], float],
+    get_state: Callable[[], object],
+    set_state: Callable[[object], None],
+) -> History:
+    """Call `run_epoch(epoch) -> mean loss` up to `model.config.epochs` times.
+
+    After each epoch the model is scored on the validation targets; training stops after
+    `patience` epochs without a better validation HR@10 (ties broken by NDCG@10) and the best
+    state is restored. Without validation targets every epoch runs and the last state is kept.
+    """
+    config = model.config
+    history = History()
+    best, best_state = (-1.0, -1.0), None
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        loss = run_epoch(epoch)
+        history.seconds.append(time.perf_counter() - start)
+        history.epoch.append(epoch)
+        history.loss.append(float(loss))
+        if len(split.valid) == 0:
+            history.best_epoch = epoch
+            continue
+        result = evaluate(model, split, "valid")
+        history.valid_hr.append(result.hr(10))
+        history.valid_ndcg.append(result.ndcg(10))
+        if config.verbose:
+            print(
+                f"{model.name} epoch {epoch}: loss {loss:.4f}  valid HR@10 {result.hr(10):.4f}  "
+                f"NDCG@10 {result.ndcg(10):.4f}  ({history.seconds[-1]:.1f} s)",
+                flush=True,
+            )
+        if (result.hr(10), result.ndcg(10)) > best:
+            best, best_state, history.best_epoch = (result.hr(10), result.ndcg(10)), get_state(), epoch
+        elif epoch - history.best_epoch >= config.patience:
+            break
+    if best_state is not None:
+        set_state(best_state)
+    return history

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from recsys_helpers.metrics import (
+    bootstrap_ci,
+    hit_rate,
+    hits,
+    ndcg,
+    ndcg_gains,
+    paired_comparison,
+    rank_of_positive,
+)
+
+
+def test_rank_counts_negatives_scoring_at_least_the_positive():
+    pos = np.array([0.9, 0.5, 0.1])
+    neg = np.array([[0.1, 0.2, 0.3], [0.6, 0.4, 0.7], [0.2, 0.3, 0.4]])
+    assert rank_of_positive(pos, neg).tolist() == [0, 2, 3]
+
+
+def test_ties_count_against_the_positive():
+    assert rank_of_positive(np.array([0.5]), np.array([[0.5, 0.1, 0.5]])).tolist() == [2]
+
+
+def test_constant_scores_give_zero_hit_rate_never_one():
+    ranks = rank_of_positive(np.zeros(4), np.zeros((4, 999)))
+    assert ranks.tolist() == [999] * 4
+    assert hit_rate(ranks, 10) == 0.0
+    assert ndcg(ranks, 10) == 0.0
+
+
+def test_hit_rate_and_ndcg_worked_example_from_the_docstring():
+    ranks = np.array([0, 1, 5])
+    assert hit_rate(ranks, 2) == pytest.approx(2 / 3)
+    assert ndcg(ranks, 2) == pytest.approx((1 + 1 / np.log2(3)) / 3)
+    assert ndcg(ranks, 2) == pytest.approx(0.5436, abs=1e-4)
+
+
+def test_rank_exactly_k_is_a_miss():
+    assert hits(np.array([9, 10]), 10).tolist() == [1.0, 0.0]
+    assert ndcg_gains(np.array([10]), 10).tolist() == [0.0]
+
+
+def test_nan_scores_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        rank_of_positive(np.array([np.nan]), np.zeros((1, 3)))
+
+
+def test_shape_mismatch_is_refused():
+    with pytest.raises(ValueError, match="shapes"):
+        rank_of_positive(np.zeros(2), np.zeros((3, 4)))
+
+
+def test_bad_k_and_empty_ranks_are_refused():
+    with pytest.raises(ValueError, match="k must be"):
+        hit_rate(np.array([1]), 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        ndcg(np.array([]), 10)
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    values = np.r_[np.ones(30), np.zeros(70)]
+    a = bootstrap_ci(values, seed=1)
+    assert a.mean == pytest.approx(0.3)
+    assert a.low < a.mean < a.high
+    assert 0.18 < a.low and a.high < 0.42  # about +-1.96 * sqrt(0.3 * 0.7 / 100) = +-0.09
+    assert bootstrap_ci(values, seed=1) == a
+
+
+def test_bootstrap_ci_of_a_constant_has_zero_width():
+    est = bootstrap_ci(np.full(50, 0.25))
+    assert est.low == est.mean == est.high == 0.25
+
+
+def test_paired_comparison_detects_a_consistent_gain():
+    rng = np.random.default_rng(0)
+    b = rng.random(400)
+    result = paired_comparison(b + 0.05, b)
+    assert result.difference.mean == pytest.approx(0.05)
+    assert result.p_value < 0.01
+    assert result.n_users == 400
+
+
+def test_paired_comparison_of_identical_models_is_not_significant():
+    b = np.random.default_rng(1).random(300)
+    result = paired_comparison(b, b)
+    assert result.difference.mean == 0.0
+    assert result.p_value == 1.0
+
+
+def test_paired_comparison_needs_equal_lengths():
+    with pytest.raises(ValueError, match="equal length"):
+        paired_comparison(np.zeros(3), np.zeros(4))
