@@ -1,0 +1,275 @@
+"""The Keras training and scoring engine, and the four networks built on it.
+
+Every network maps {user int[B], sequence int[B, L], items int[B, C]} to logits float[B, C]:
+one user-side pass (embedding, sequence encoder) broadcast over C candidate items. Training
+uses the same graph with C = 1 + negatives (the positive in column 0); evaluation with C = 1,000
+or all items, so a sequence is encoded once per user, never once per candidate.
+
+Training examples: every training interaction (user, the L items before it, the item), with
+labels implicit = 1 and explicit = [event is explicit]; each gets `negatives` items the user never
+interacted with in training (labels 0, 0), redrawn every epoch. `batch_size` counts rows
+(positives + negatives), as in the paper: a step holds batch_size // (1 + negatives) positives.
+
+Two-stage models (CNNHybrid, RNNHybrid, ITE) minimise eta * BCE(implicit) + BCE(explicit) and rank
+by sigmoid(implicit) * sigmoid(explicit), computed as log-sigmoid sums so tiny products never
+underflow into ties. Caser has one logit trained on implicit labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from ..protocol import Split, last_items
+from .base import CASER_DEFAULTS, History, ModelConfig, Recommender, check_score_inputs
+from .layers import CaserEncoder, Fusion, ImplicitExplicitHead, MaskedEmbedding
+from .training import train_with_early_stopping
+
+
+class NeuralRecommender(Recommender):
+    """Shared engine: training examples, negative sampling, the epoch loop, batched scoring."""
+
+    two_stage = True
+    score_batch = 256  # users per forward pass when scoring
+
+    def build_network(self, n_users: int, n_items: int) -> keras.Model:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ training
+    def fit(self, split: Split) -> History:
+        c = self.config
+        keras.utils.set_random_seed(c.seed)
+        self.n_users_, self.n_items_ = split.n_users, split.n_items
+        self.network_ = self.build_network(split.n_users, split.n_items)
+        losses = {"implicit": keras.losses.BinaryCrossentropy(from_logits=True)}
+        weights = {"implicit": c.implicit_weight if self.two_stage else 1.0}
+        if self.two_stage:
+            losses["explicit"] = keras.losses.BinaryCrossentropy(from_logits=True)
+            weights["explicit"] = 1.0
+        self.network_.compile(
+            optimizer=keras.optimizers.Adam(c.learning_rate), loss=losses, loss_weights=weights
+        )
+
+        rows = np.flatnonzero(split.is_train)
+        users = split.events["user"].to_numpy()[rows].astype(np.int32)
+        targets = split.events["item"].to_numpy()[rows]
+        sequences = last_items(split.events, rows, c.seq_len).astype(np.int32)
+        explicit = split.events["explicit"].to_numpy()[rows].astype(np.float32)
+        seen = np.unique(users.astype(np.int64) * (split.n_items + 1) + targets)
+        rng = np.random.default_rng(c.seed)
+        labels_implicit = np.zeros((len(rows), 1 + c.negatives), dtype=np.float32)
+        labels_implicit[:, 0] = 1.0
+        labels_explicit = np.zeros_like(labels_implicit)
+        labels_explicit[:, 0] = explicit
+        labels = (
+            {"implicit": labels_implicit, "explicit": labels_explicit} if self.two_stage else labels_implicit
+        )
+        positives_per_step = max(1, c.batch_size // (1 + c.negatives))
+
+        def run_epoch(epoch: int) -> float:
+            negatives = sample_training_negatives(users, seen, split.n_items, c.negatives, rng)
+            items = np.column_stack([targets, negatives]).astype(np.int32)
+            inputs = {"user": users, "sequence": sequences, "items": items}
+            result = self.network_.fit(
+                inputs, labels, batch_size=positives_per_step, epochs=1, shuffle=True, verbose=c.verbose
+            )
+            return result.history["loss"][-1]
+
+        return train_with_early_stopping(
+            self, split, run_epoch, self.network_.get_weights, self.network_.set_weights
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        check_score_inputs(users, sequences, candidates)
+        sequences = _fit_length(np.asarray(sequences), self.config.seq_len)
+        out = np.empty(np.shape(candidates), dtype=np.float32)
+        for start in range(0, len(users), self.score_batch):
+            part = slice(start, start + self.score_batch)
+            logits = self.network_(
+                {
+                    "user": np.asarray(users[part], dtype=np.int32),
+                    "sequence": sequences[part].astype(np.int32),
+                    "items": np.asarray(candidates[part], dtype=np.int32),
+                },
+                training=False,
+            )
+            if self.two_stage:
+                value = ops.log_sigmoid(logits["implicit"]) + ops.log_sigmoid(logits["explicit"])
+            else:
+                value = logits["implicit"]
+            out[part] = ops.convert_to_numpy(value)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the network as `<path>.keras` and the hyper-parameters beside it as JSON."""
+        path = Path(path).with_suffix(".keras")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.network_.save(path)
+        meta = {
+            "class": type(self).__name__,
+            "config": self.config.__dict__,
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+        }
+        path.with_suffix(".json").write_text(json.dumps(meta, default=list))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NeuralRecommender:
+        """Read a model written by `save`; it scores exactly as before."""
+        path = Path(path).with_suffix(".keras")
+        if not path.exists():
+            raise FileNotFoundError(f"no saved model at {path}; write one with model.save(path).")
+        meta = json.loads(path.with_suffix(".json").read_text())
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
+        model = cls(ModelConfig(**config))
+        model.network_ = keras.saving.load_model(path)
+        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
+        return model
+
+
+def _fit_length(sequences: np.ndarray, length: int) -> np.ndarray:
+    """Keep the last `length` items; left-pad with 0 when fewer are given."""
+    if sequences.shape[1] >= length:
+        return sequences[:, sequences.shape[1] - length :]
+    return np.pad(sequences, ((0, 0), (length - sequences.shape[1], 0)))
+
+
+def sample_training_negatives(
+    users: np.ndarray, seen: np.ndarray, n_items: int, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """k items per row, uniform over items the row's user never interacted with in training.
+
+    seen: sorted int64 keys user * (n_items + 1) + item. Redraws collisions until none is left.
+    """
+    keys_base = users.astype(np.int64)[:, None] * (n_items + 1)
+    out = rng.integers(1, n_items + 1, size=(len(users), k))
+    bad = np.ones(out.shape, dtype=bool)
+    while bad.any():
+        keys = keys_base + out
+        bad = seen[np.minimum(np.searchsorted(seen, keys), len(seen) - 1)] == keys
+        out[bad] = rng.integers(1, n_items + 1, size=int(bad.sum()))
+    return out
+
+
+def _inputs(seq_len: int) -> dict:
+    return {
+        "user": keras.Input((), dtype="int32", name="user"),
+        "sequence": keras.Input((seq_len,), dtype="int32", name="sequence"),
+        "items": keras.Input((None,), dtype="int32", name="items"),
+    }
+
+
+def _two_stage_model(name: str, inputs: dict, x, config: ModelConfig) -> keras.Model:
+    implicit, explicit = ImplicitExplicitHead(config.mlp, config.dropout, config.l2, name="head")(x)
+    return keras.Model(inputs, {"implicit": implicit, "explicit": explicit}, name=name)
+
+
+class CNNHybrid(NeuralRecommender):
+    """The proposed model: a Caser CNN over the last L items (short-term intent) and a user
+    embedding (long-term taste), fused with the candidate's embedding, into the two-stage head.
+
+        s_u = CaserEncoder(E[last L items]),  p_u = P[u],  e_j = Q[j]
+        x = [s_u (.) e_j, p_u (.) e_j]   (fusion="product"; "concat" gives [s_u, p_u, e_j])
+        implicit, explicit = ImplicitExplicitHead(x)
+
+    components="long_term_only" keeps only p_u (a neural MF), "cnn_only" only s_u.
+    The sequence table E and the candidate table Q are separate, as Caser's input and output
+    embeddings are.
+    """
+
+    name = "cnn_hybrid"
+
+    def encode_sequence(self, embedded):
+        c = self.config
+        return CaserEncoder(
+            c.dim, c.horizontal_heights, c.horizontal_filters, c.vertical_filters, name="cnn"
+        )(embedded)
+
+    def build_network(self, n_users: int, n_items: int) -> keras.Model:
+        c = self.config
+        inputs = _inputs(c.seq_len)
+        user_side = []
+        if c.components in ("full", "cnn_only"):
+            embedded = MaskedEmbedding(n_items + 1, c.dim, name="sequence_items")(inputs["sequence"])
+            user_side.append(self.encode_sequence(embedded))
+        if c.components in ("full", "long_term_only"):
+            user_side.append(layers.Embedding(n_users, c.dim, name="users")(inputs["user"]))
+        candidates = layers.Embedding(n_items + 1, c.dim, name="candidate_items")(inputs["items"])
+        x = Fusion(c.fusion, name="fusion")([*user_side, candidates])
+        return _two_stage_model(self.name, inputs, x, c)
+
+
+class RNNHybrid(CNNHybrid):
+    """The paper's "Hybrid RNN+Profile": CNNHybrid with an LSTM sequence encoder instead of the CNN."""
+
+    name = "rnn_hybrid"
+
+    def encode_sequence(self, embedded):
+        return layers.LSTM(self.config.dim, name="lstm")(embedded)
+
+
+class ITE(NeuralRecommender):
+    """ITE (Tran et al. 2021): a NeuMF implicit module and an explicit module on its output, no
+    sequence. x = [p_u (.) q_j (GMF), p'_u, q'_j (the MLP branch's embeddings)] -> the same
+    two-stage head as the proposed model, so the two differ only in the sequence encoder.
+    """
+
+    name = "ite"
+
+    def build_network(self, n_users: int, n_items: int) -> keras.Model:
+        c = self.config
+        inputs = _inputs(c.seq_len)
+        gmf = Fusion("product", name="gmf")(
+            [
+                layers.Embedding(n_users, c.dim, name="users_gmf")(inputs["user"]),
+                layers.Embedding(n_items + 1, c.dim, name="items_gmf")(inputs["items"]),
+            ]
+        )
+        mlp = Fusion("concat", name="mlp_inputs")(
+            [
+                layers.Embedding(n_users, c.dim, name="users_mlp")(inputs["user"]),
+                layers.Embedding(n_items + 1, c.dim, name="items_mlp")(inputs["items"]),
+            ]
+        )
+        return _two_stage_model(self.name, inputs, layers.Concatenate(name="neumf")([gmf, mlp]), c)
+
+
+class Caser(NeuralRecommender):
+    """Caser (Tang & Wang 2018): y_j = W'_j . [z_u, p_u] + b'_j with z_u the CNN sequence
+    embedding, p_u the user embedding and a separate output item embedding W' with bias b'.
+    Trained with BCE on every next interaction and sampled negatives (T = 1 target per window).
+    Defaults are Caser's own (L=5, 16 horizontal filters, 4 vertical, dropout 0.5).
+    components="cnn_only" drops p_u (the paper's "Caser (CNN sequence only)" reading).
+    """
+
+    name = "caser"
+    two_stage = False
+
+    def __init__(self, config: ModelConfig | None = None, **overrides) -> None:
+        super().__init__(config or ModelConfig().replace(**CASER_DEFAULTS), **overrides)
+
+    def build_network(self, n_users: int, n_items: int) -> keras.Model:
+        c = self.config
+        inputs = _inputs(c.seq_len)
+        embedded = MaskedEmbedding(n_items + 1, c.dim, name="sequence_items")(inputs["sequence"])
+        z = CaserEncoder(
+            c.dim, c.horizontal_heights, c.horizontal_filters, c.vertical_filters, c.dropout, name="cnn"
+        )(embedded)
+        user_side = [z]
+        if c.components != "cnn_only":
+            user_side.append(layers.Embedding(n_users, c.dim, name="users")(inputs["user"]))
+        width = c.dim * len(user_side)
+        query = user_side[0] if len(user_side) == 1 else layers.Concatenate(name="query")(user_side)
+        output_items = layers.Embedding(n_items + 1, width, name="output_items")(inputs["items"])
+        bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(
+            inputs["items"]
+        )
+        logits = ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
+        return keras.Model(inputs, {"implicit": logits}, name=self.name)
