@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_helpers {stats,synthesize} ...` for scripted, full-scale runs."""
+"""Command line: `python -m recsys_helpers {stats,synthesize,experiment} ...` for scripted runs."""
 
 from __future__ import annotations
 
@@ -51,7 +51,56 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--scale", default="course", choices=sorted(PRESETS))
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", required=True, help="output folder")
+    exp = commands.add_parser("experiment", help="train and evaluate models over seeds (Table 2)")
+    exp.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "events"])
+    exp.add_argument("--data-dir", default=None)
+    exp.add_argument("--scale", default="course", choices=sorted(PRESETS), help="synthetic preset")
+    exp.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
+    exp.add_argument("--seeds", default="0", help="comma-separated model seeds, e.g. 0,1,2")
+    exp.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
+    exp.add_argument("--negatives", default="never_interacted", choices=["never_interacted", "unbought"])
+    exp.add_argument("--epochs", type=int, default=None, help="override the maximum number of epochs")
+    exp.add_argument("--no-full", action="store_true", help="skip full-ranking metrics")
+    exp.add_argument("--out", required=True, help="folder for results.csv and summary.md")
     return parser
+
+
+def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
+    try:
+        values = [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError as error:
+        raise ValueError(f"--{what} must be a comma-separated list, got {text!r}.") from error
+    bad = [v for v in values if valid is not None and v not in valid]
+    if not values or bad:
+        raise ValueError(f"--{what}: unknown {bad or text!r}; valid: {', '.join(map(str, valid or []))}.")
+    return values
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from .experiments import run_experiment, write_report
+    from .models import MODELS
+    from .protocol import leave_one_out
+
+    models = list(MODELS) if args.models == "all" else _parse_list(args.models, "models", valid=MODELS)
+    seeds = _parse_list(args.seeds, "seeds", int)
+    options = {"scale": args.scale, "seed": args.split_seed} if args.dataset == "synthetic" else {}
+    split = leave_one_out(
+        preprocess(load_dataset(args.dataset, args.data_dir, **options)),
+        negatives=args.negatives,
+        seed=args.split_seed,
+    )
+    shop = None
+    if args.dataset == "synthetic":
+        from .data import load_synthetic_shop
+
+        shop = load_synthetic_shop(args.scale, args.split_seed, args.data_dir)
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    print(
+        f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, models {', '.join(models)}"
+    )
+    result = run_experiment(split, models, seeds, full=not args.no_full, shop=shop, verbose=0, **overrides)
+    out = write_report(result, args.out, dataset=args.dataset)
+    print(f"wrote {out / 'results.csv'} and {out / 'summary.md'}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -81,7 +130,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"stats": cmd_stats, "synthesize": cmd_synthesize}[args.command](args)
+        {"stats": cmd_stats, "synthesize": cmd_synthesize, "experiment": cmd_experiment}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -247,7 +247,7 @@ class SyntheticShop:
         """Write events.csv + item_properties_part1.csv (RetailRocket format) and the truth."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        pacsv.write_csv(pa.Table.from_pandas(self.events, preserve_index=False), out / "events.csv")
+        _write_csv(self.events, out / "events.csv")
         properties = pd.DataFrame(
             {
                 "timestamp": np.full(len(self.item_raw), START.astype(np.int64)),
@@ -256,10 +256,7 @@ class SyntheticShop:
                 "value": self.item_category.astype(str),
             }
         )
-        pacsv.write_csv(
-            pa.Table.from_pandas(properties, preserve_index=False),
-            out / "item_properties_part1.csv",
-        )
+        _write_csv(properties, out / "item_properties_part1.csv")
         arrays = {
             name: getattr(self, name)
             for name in self.__dataclass_fields__
@@ -279,6 +276,14 @@ class SyntheticShop:
             arrays = {name: truth[name] for name in truth.files}
         events = pd.read_csv(out / "events.csv", engine="pyarrow")
         return cls(config=ShopConfig(**meta), seed=seed, events=events, **arrays)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Fast CSV in the unquoted style of the Kaggle RetailRocket files."""
+    with open(path, "wb") as out:
+        out.write((",".join(frame.columns) + "\n").encode())
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), out, options)
 
 
 def _lookup(table: np.ndarray, raw: np.ndarray, what: str) -> np.ndarray:
