@@ -32,7 +32,8 @@ class ModelConfig:
     vertical_filters: int = 4
     mlp: tuple[int, ...] = (100, 50)
     dropout: float = 0.2
-    l2: float = 1e-6
+    l2: float = 1e-6  # on the MLP kernels
+    embedding_l2: float = 0.0  # on the looked-up user / item embedding rows, per example
     learning_rate: float = 1e-3
     batch_size: int = 1024
     negatives: int = 4  # sampled negatives per positive
@@ -43,7 +44,7 @@ class ModelConfig:
     components: str = "full"  # "full", "long_term_only", "cnn_only"
     factors: int = 50  # MF
     als_iterations: int = 15
-    als_regularization: float = 0.01
+    als_regularization: float = 0.1
     als_alpha: float = 10.0
     seed: int = 0
     verbose: int = 1

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from ..protocol import Split, last_items
 from .base import CASER_DEFAULTS, History, ModelConfig, Recommender, check_score_inputs
 from .layers import CaserEncoder, Fusion, ImplicitExplicitHead, MaskedEmbedding
+from .trainer import LazyAdamTrainer, weighted_bce
 from .training import train_with_early_stopping
 
 
@@ -34,6 +36,7 @@ class NeuralRecommender(Recommender):
     """Shared engine: training examples, negative sampling, the epoch loop, batched scoring."""
 
     two_stage = True
+    session_based = False  # True: sequences stop at the session start (training and scoring)
     score_batch = 256  # users per forward pass when scoring
 
     def build_network(self, n_users: int, n_items: int) -> keras.Model:
@@ -45,43 +48,60 @@ class NeuralRecommender(Recommender):
         keras.utils.set_random_seed(c.seed)
         self.n_users_, self.n_items_ = split.n_users, split.n_items
         self.network_ = self.build_network(split.n_users, split.n_items)
-        losses = {"implicit": keras.losses.BinaryCrossentropy(from_logits=True)}
-        weights = {"implicit": c.implicit_weight if self.two_stage else 1.0}
-        if self.two_stage:
-            losses["explicit"] = keras.losses.BinaryCrossentropy(from_logits=True)
-            weights["explicit"] = 1.0
-        self.network_.compile(
-            optimizer=keras.optimizers.Adam(c.learning_rate), loss=losses, loss_weights=weights
-        )
-
-        rows = np.flatnonzero(split.is_train)
+        trainer = LazyAdamTrainer(self.network_, self.loss_function(), c.learning_rate)
+        rows = self.training_rows(split)
         users = split.events["user"].to_numpy()[rows].astype(np.int32)
         targets = split.events["item"].to_numpy()[rows]
-        sequences = last_items(split.events, rows, c.seq_len).astype(np.int32)
-        explicit = split.events["explicit"].to_numpy()[rows].astype(np.float32)
-        seen = np.unique(users.astype(np.int64) * (split.n_items + 1) + targets)
-        rng = np.random.default_rng(c.seed)
-        labels_implicit = np.zeros((len(rows), 1 + c.negatives), dtype=np.float32)
-        labels_implicit[:, 0] = 1.0
-        labels_explicit = np.zeros_like(labels_implicit)
-        labels_explicit[:, 0] = explicit
-        labels = (
-            {"implicit": labels_implicit, "explicit": labels_explicit} if self.two_stage else labels_implicit
+        sequences = last_items(split.events, rows, c.seq_len, same_session=self.session_based).astype(
+            np.int32
         )
-        positives_per_step = max(1, c.batch_size // (1 + c.negatives))
+        labels = self.training_labels(split, rows)
+        sample = self.negative_sampler(split, users, targets)
+        positives_per_step = self.examples_per_step()
+        rng = np.random.default_rng(c.seed)
 
         def run_epoch(epoch: int) -> float:
-            negatives = sample_training_negatives(users, seen, split.n_items, c.negatives, rng)
-            items = np.column_stack([targets, negatives]).astype(np.int32)
+            items = np.column_stack([targets, sample(rng)]).astype(np.int32)
             inputs = {"user": users, "sequence": sequences, "items": items}
-            result = self.network_.fit(
-                inputs, labels, batch_size=positives_per_step, epochs=1, shuffle=True, verbose=c.verbose
-            )
-            return result.history["loss"][-1]
+            return trainer.fit_epoch(inputs, labels, positives_per_step, rng, verbose=c.verbose)
 
         return train_with_early_stopping(
             self, split, run_epoch, self.network_.get_weights, self.network_.set_weights
         )
+
+    # Hooks that the networks below override: which rows train, with which labels and loss.
+    def training_rows(self, split: Split) -> np.ndarray:
+        """Rows of split.events that are training examples: every training interaction."""
+        return np.flatnonzero(split.is_train)
+
+    def training_labels(self, split: Split, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Implicit label 1 for the positive (column 0), explicit label = its event is explicit."""
+        implicit = np.zeros((len(rows), 1 + self.config.negatives), dtype=np.float32)
+        implicit[:, 0] = 1.0
+        if not self.two_stage:
+            return {"implicit": implicit}
+        explicit = np.zeros_like(implicit)
+        explicit[:, 0] = split.events["explicit"].to_numpy()[rows]
+        return {"implicit": implicit, "explicit": explicit}
+
+    def examples_per_step(self) -> int:
+        """batch_size counts rows, positives and negatives, as in the paper."""
+        return max(1, self.config.batch_size // (1 + self.config.negatives))
+
+    def loss_function(self):
+        c = self.config
+        return weighted_bce(
+            {"implicit": c.implicit_weight, "explicit": 1.0} if self.two_stage else {"implicit": 1.0}
+        )
+
+    def negative_sampler(self, split: Split, users: np.ndarray, targets: np.ndarray):
+        """rng -> int[n, negatives]: items each user never interacted with in training, uniformly."""
+        seen = np.unique(users.astype(np.int64) * (split.n_items + 1) + targets)
+        all_train = split.train
+        seen = np.union1d(
+            seen, all_train["user"].to_numpy() * (split.n_items + 1) + all_train["item"].to_numpy()
+        )
+        return lambda rng: sample_training_negatives(users, seen, split.n_items, self.config.negatives, rng)
 
     # ------------------------------------------------------------------ scoring
     def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -90,20 +110,25 @@ class NeuralRecommender(Recommender):
         out = np.empty(np.shape(candidates), dtype=np.float32)
         for start in range(0, len(users), self.score_batch):
             part = slice(start, start + self.score_batch)
-            logits = self.network_(
-                {
-                    "user": np.asarray(users[part], dtype=np.int32),
-                    "sequence": sequences[part].astype(np.int32),
-                    "items": np.asarray(candidates[part], dtype=np.int32),
-                },
-                training=False,
-            )
-            if self.two_stage:
-                value = ops.log_sigmoid(logits["implicit"]) + ops.log_sigmoid(logits["explicit"])
-            else:
-                value = logits["implicit"]
-            out[part] = ops.convert_to_numpy(value)
+            inputs = {
+                "user": np.asarray(users[part], dtype=np.int32),
+                "sequence": sequences[part].astype(np.int32),
+                "items": np.asarray(candidates[part], dtype=np.int32),
+            }
+            out[part] = self._compiled_score(inputs).numpy()
         return out
+
+    def _compiled_score(self, inputs: dict):
+        if getattr(self, "_score_fn", None) is None:
+
+            def forward(batch):
+                logits = self.network_(batch, training=False)
+                if self.two_stage:
+                    return ops.log_sigmoid(logits["implicit"]) + ops.log_sigmoid(logits["explicit"])
+                return logits["implicit"]
+
+            self._score_fn = tf.function(forward, reduce_retracing=True)
+        return self._score_fn(inputs)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -158,6 +183,12 @@ def sample_training_negatives(
     return out
 
 
+def _embedding(rows: int, config: ModelConfig, name: str) -> layers.Embedding:
+    """An embedding table whose looked-up rows pay an L2 penalty (per example, so updates stay sparse)."""
+    reg = keras.regularizers.L2(config.embedding_l2) if config.embedding_l2 else None
+    return layers.Embedding(rows, config.dim, activity_regularizer=reg, name=name)
+
+
 def _inputs(seq_len: int) -> dict:
     return {
         "user": keras.Input((), dtype="int32", name="user"),
@@ -200,8 +231,8 @@ class CNNHybrid(NeuralRecommender):
             embedded = MaskedEmbedding(n_items + 1, c.dim, name="sequence_items")(inputs["sequence"])
             user_side.append(self.encode_sequence(embedded))
         if c.components in ("full", "long_term_only"):
-            user_side.append(layers.Embedding(n_users, c.dim, name="users")(inputs["user"]))
-        candidates = layers.Embedding(n_items + 1, c.dim, name="candidate_items")(inputs["items"])
+            user_side.append(_embedding(n_users, c, "users")(inputs["user"]))
+        candidates = _embedding(n_items + 1, c, "candidate_items")(inputs["items"])
         x = Fusion(c.fusion, name="fusion")([*user_side, candidates])
         return _two_stage_model(self.name, inputs, x, c)
 

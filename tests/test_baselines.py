@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+
+from recsys_helpers.data import preprocess
+from recsys_helpers.evaluation import evaluate
+from recsys_helpers.models import MF, GRU4Rec, Popularity, RecentlyViewed
+from recsys_helpers.protocol import leave_one_out
+from tests.helpers import make_events, synthetic_split
+
+# Items 1..8. Item 2 is seen by everyone, item 3 by two users.
+ROWS = [
+    (1, 2, 0, "view"), (1, 3, 1, "view"), (1, 4, 2, "view"), (1, 5, 3, "view"), (1, 6, 4, "buy"),
+    (2, 2, 0, "view"), (2, 3, 1, "view"), (2, 7, 2, "view"), (2, 8, 3, "view"), (2, 1, 4, "buy"),
+    (3, 2, 0, "view"), (3, 1, 1, "view"), (3, 1, 2, "view"), (3, 4, 3, "view"), (3, 8, 4, "view"),
+]  # fmt: skip
+TASTE_ONLY = {"p_chain": 0.0, "w_viewed": 0.0, "w_complement": 0.0, "w_intent": 0.0, "w_taste": 1.0}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return leave_one_out(preprocess(make_events(ROWS)), n_negatives=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ci():
+    return synthetic_split("ci", seed=0)[2]
+
+
+def test_popularity_counts_training_interactions(tiny):
+    model = Popularity()
+    model.fit(tiny)
+    assert model.item_counts_[[1, 2, 3, 6]].tolist() == [2, 3, 2, 0]  # buys of 6 and 1 are test targets
+
+
+def test_recently_viewed_ranks_the_latest_own_item_first_then_popular_ones(tiny):
+    model = RecentlyViewed()
+    model.fit(tiny)
+    scores = model.score(np.array([0]), np.array([[0, 3, 4, 3]]), np.array([[4, 3, 2, 8, 5]]))[0]
+    assert np.argsort(-scores).tolist() == [1, 0, 2, 3, 4]  # 3 (latest), 4, then by popularity: 2, 8, 5
+
+
+def test_recently_viewed_without_history_is_popularity(tiny):
+    model = RecentlyViewed()
+    model.fit(tiny)
+    scores = model.score(np.array([0]), np.zeros((1, 4), int), np.array([[5, 2, 3]]))[0]
+    assert np.argsort(-scores).tolist() == [1, 2, 0]
+
+
+@pytest.mark.parametrize("model_class", [Popularity, RecentlyViewed, MF])
+def test_scores_have_the_candidate_shape_and_are_finite(model_class, ci):
+    model = model_class(verbose=0)
+    model.fit(ci)
+    scores = model.score(ci.test.user, ci.sequences("test", 50), ci.test.candidates)
+    assert scores.shape == ci.test.candidates.shape and np.isfinite(scores).all()
+
+
+def test_bad_shapes_are_refused(ci):
+    model = Popularity()
+    model.fit(ci)
+    with pytest.raises(ValueError, match="score expects"):
+        model.score(np.arange(2), np.zeros((3, 5), int), np.ones((2, 4), int))
+
+
+def test_every_floor_and_mf_beat_random_on_the_ci_shop(ci):
+    for model in (Popularity(), RecentlyViewed(), MF(verbose=0)):
+        model.fit(ci)
+        assert evaluate(model, ci).hr(10) > 0.10 + 0.05  # random: 10 of 100 candidates
+
+
+def test_recently_viewed_beats_popularity_when_purchases_follow_views(ci):
+    floors = [Popularity(), RecentlyViewed()]
+    for model in floors:
+        model.fit(ci)
+    assert evaluate(floors[1], ci).hr(10) > evaluate(floors[0], ci).hr(10) + 0.2
+
+
+def test_mf_beats_popularity_on_a_taste_only_shop():
+    split = synthetic_split(
+        "ci", seed=0, n_users=1500, n_casual_users=0, taste_concentration=0.05, **TASTE_ONLY
+    )[2]
+    mf, popularity = MF(factors=16, verbose=0), Popularity()  # a small shop: a small rank
+    mf.fit(split)
+    popularity.fit(split)
+    assert evaluate(mf, split).hr(10) > evaluate(popularity, split).hr(10) + 0.03
+
+
+def test_mf_is_reproducible_from_its_seed(ci):
+    a, b = MF(seed=4, verbose=0), MF(seed=4, verbose=0)
+    a.fit(ci)
+    b.fit(ci)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+# ---------------------------------------------------------------------- GRU4Rec
+GRU_SMALL = {"dim": 24, "epochs": 4, "verbose": 0}
+SESSION_ROWS = [
+    (1, 1, 0, "view"), (1, 2, 1, "view"), (1, 3, 2, "view"),  # session 1
+    (1, 4, 100, "view"), (1, 5, 101, "view"), (1, 6, 102, "buy"),  # session 2, 98 min later
+    (2, 7, 0, "view"), (2, 8, 1, "view"), (2, 9, 2, "view"), (2, 10, 3, "view"), (2, 11, 4, "buy"),
+]  # fmt: skip
+
+
+def test_gru4rec_training_examples_never_cross_a_session_boundary():
+    split = leave_one_out(preprocess(make_events(SESSION_ROWS)), n_negatives=2)
+    rows = GRU4Rec(**GRU_SMALL).training_rows(split)
+    items = split.events["item"].to_numpy()
+    assert items[rows].tolist() == [2, 3, 5, 8, 9, 10]  # 1, 4 and 7 open a session: no input
+    from recsys_helpers.protocol import last_items
+
+    assert last_items(split.events, rows[2:3], 3, same_session=True).tolist() == [[0, 0, 4]]
+
+
+def test_gru4rec_scores_depend_only_on_the_current_session(ci):
+    model = GRU4Rec(**GRU_SMALL)
+    model.fit(ci)
+    candidates = ci.test.candidates[:1]
+    short = model.score(np.array([0]), np.array([[0, 0, 0, 5, 9]]), candidates)
+    padded = model.score(np.array([0]), np.array([[0] * 30 + [5, 9]]), candidates)
+    np.testing.assert_allclose(short, padded, rtol=1e-5)
+
+
+def test_gru4rec_learns_a_sequence_only_pattern():
+    knobs = {"p_chain": 0.9, "w_viewed": 0.0, "w_complement": 1.0, "w_intent": 0.0, "w_taste": 0.0}
+    split = synthetic_split("ci", seed=0, n_users=1500, n_casual_users=0, n_items=1200, p_buy=0.6, **knobs)[2]
+    model, popularity = GRU4Rec(dim=32, epochs=6, verbose=0), Popularity()
+    model.fit(split)
+    popularity.fit(split)
+    assert evaluate(model, split).hr(10) > max(0.10, evaluate(popularity, split).hr(10)) + 0.15

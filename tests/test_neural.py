@@ -1,0 +1,153 @@
+import keras
+import numpy as np
+import pytest
+
+from recsys_helpers.evaluation import evaluate
+from recsys_helpers.models import MODELS, ModelConfig, make_model
+from recsys_helpers.models.layers import CaserEncoder, Fusion, ImplicitExplicitHead, MaskedEmbedding
+from recsys_helpers.models.neural import CNNHybrid, NeuralRecommender, sample_training_negatives
+from tests.helpers import synthetic_split
+
+NEURAL = ["cnn_hybrid", "rnn_hybrid", "ite", "caser"]
+SMALL = {"dim": 16, "horizontal_filters": 8, "mlp": (32, 16), "epochs": 2, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def ci_split():
+    return synthetic_split("ci", seed=0)[2]
+
+
+# ---------------------------------------------------------------------- layers
+def test_caser_encoder_maps_a_sequence_image_to_one_vector():
+    encoder = CaserEncoder(dim=6, heights=(1, 2, 3), filters=4, vertical=2)
+    assert tuple(encoder(np.random.default_rng(0).random((3, 5, 8), dtype=np.float32)).shape) == (3, 6)
+
+
+def test_masked_embedding_gives_padding_the_zero_vector():
+    vectors = keras.ops.convert_to_numpy(MaskedEmbedding(10, 4)(np.array([[0, 3]])))
+    assert np.all(vectors[0, 0] == 0) and np.any(vectors[0, 1] != 0)
+
+
+def test_product_fusion_multiplies_each_user_vector_with_each_candidate():
+    s, p = np.ones((2, 3), np.float32), np.full((2, 3), 2.0, np.float32)
+    e = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
+    x = keras.ops.convert_to_numpy(Fusion("product")([s, p, e]))
+    assert x.shape == (2, 4, 6)
+    np.testing.assert_allclose(x[..., :3], e)
+    np.testing.assert_allclose(x[..., 3:], 2 * e)
+
+
+def test_concat_fusion_broadcasts_user_vectors_over_candidates():
+    x = keras.ops.convert_to_numpy(
+        Fusion("concat")([np.ones((2, 3), np.float32), np.zeros((2, 5, 4), np.float32)])
+    )
+    assert x.shape == (2, 5, 7) and np.all(x[..., :3] == 1)
+
+
+def test_two_stage_head_returns_implicit_and_explicit_logits_per_candidate():
+    implicit, explicit = ImplicitExplicitHead((8, 4))(np.zeros((2, 7, 6), np.float32))
+    assert tuple(implicit.shape) == tuple(explicit.shape) == (2, 7)
+
+
+# ---------------------------------------------------------------------- engine
+def test_training_negatives_avoid_the_users_training_items():
+    users = np.repeat(np.arange(3), 50)
+    seen = np.unique(np.arange(3)[:, None] * 21 + np.arange(1, 16)[None, :])  # items 1..15 seen
+    drawn = sample_training_negatives(users, seen, 20, 4, np.random.default_rng(0))
+    assert drawn.shape == (150, 4) and drawn.min() >= 16 and drawn.max() <= 20
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_scores_have_the_candidate_shape_and_are_finite(name, ci_split):
+    model = make_model(name, **SMALL)
+    history = model.fit(ci_split)
+    assert len(history.epoch) == 2 and len(history.valid_hr) == 2
+    candidates = ci_split.test.candidates[:7]
+    scores = model.score(ci_split.test.user[:7], ci_split.sequences("test", 50)[:7], candidates)
+    assert scores.shape == candidates.shape and np.isfinite(scores).all()
+
+
+def test_the_registry_knows_all_eight_models_and_rejects_others():
+    assert list(MODELS) == [
+        "popularity", "recently_viewed", "mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("bert4rec")
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        make_model("cnn_hybrid", filter_count=3)
+
+
+def test_config_rejects_bad_values_with_the_fix():
+    with pytest.raises(ValueError, match="exceed seq_len"):
+        ModelConfig(seq_len=3)
+    with pytest.raises(ValueError, match="fusion"):
+        ModelConfig(fusion="sum")
+    with pytest.raises(ValueError, match="components"):
+        ModelConfig(components="cnn")
+
+
+def test_caser_uses_its_own_paper_defaults():
+    model = make_model("caser")
+    assert (model.config.horizontal_filters, model.config.dropout, model.config.seq_len) == (16, 0.5, 5)
+
+
+def test_same_seed_same_scores(ci_split):
+    a, b = CNNHybrid(**SMALL, seed=3), CNNHybrid(**SMALL, seed=3)
+    a.fit(ci_split)
+    b.fit(ci_split)
+    np.testing.assert_array_equal(evaluate(a, ci_split).ranks, evaluate(b, ci_split).ranks)
+
+
+def test_save_and_load_give_identical_scores(ci_split, tmp_path):
+    model = CNNHybrid(**SMALL)
+    model.fit(ci_split)
+    loaded = NeuralRecommender.load(model.save(tmp_path / "cnn"))
+    args = (ci_split.test.user, ci_split.sequences("test", 50), ci_split.test.candidates)
+    np.testing.assert_array_equal(model.score(*args), loaded.score(*args))
+
+
+def test_loading_a_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        NeuralRecommender.load(tmp_path / "nothing")
+
+
+def test_bad_score_shapes_are_refused(ci_split):
+    model = CNNHybrid(**SMALL)
+    model.fit(ci_split)
+    with pytest.raises(ValueError, match="score expects"):
+        model.score(np.arange(3), np.zeros((2, 5), int), np.ones((3, 4), int))
+
+
+# ---------------------------------------------------------------------- planted signals
+PLANTED_SIZE = {"n_users": 1500, "n_casual_users": 0, "n_items": 1200, "n_categories": 12, "p_buy": 0.6}
+SEQUENCE_ONLY = {"p_chain": 0.9, "w_viewed": 0.0, "w_complement": 1.0, "w_intent": 0.0, "w_taste": 0.0}
+MEDIUM = {"dim": 32, "horizontal_filters": 16, "mlp": (64, 32), "epochs": 6, "verbose": 0}
+
+
+def _hr(model, split) -> float:
+    model.fit(split)
+    return evaluate(model, split).hr(10)
+
+
+def _popularity_hr(split) -> float:
+    counts = np.bincount(split.train["item"], minlength=split.n_items + 1).astype(float)
+    scores = counts[split.test.candidates]
+    return float(np.mean((scores[:, 1:] >= scores[:, :1]).sum(axis=1) < 10))
+
+
+@pytest.fixture(scope="module")
+def sequence_split():
+    return synthetic_split("ci", seed=0, **PLANTED_SIZE, **SEQUENCE_ONLY)[2]
+
+
+@pytest.mark.parametrize("name", ["cnn_hybrid", "rnn_hybrid"])
+def test_sequence_models_learn_a_sequence_only_pattern(name, sequence_split):
+    # The bought item is the chain successor of the last view: only the sequence reveals it.
+    floor = max(0.10, _popularity_hr(sequence_split))  # random: 10 / 100 candidates
+    assert _hr(make_model(name, **MEDIUM), sequence_split) > floor + 0.15
+
+
+def test_the_cnn_branch_carries_the_sequence_signal(sequence_split):
+    cnn_only = _hr(make_model("cnn_hybrid", components="cnn_only", **MEDIUM), sequence_split)
+    long_term_only = _hr(make_model("cnn_hybrid", components="long_term_only", **MEDIUM), sequence_split)
+    assert cnn_only > long_term_only + 0.15
