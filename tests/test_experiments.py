@@ -1,0 +1,85 @@
+import pandas as pd
+import pytest
+
+from recsys_helpers.cli import main
+from recsys_helpers.experiments import markdown_table, oracle_evaluation, run_experiment, write_report
+from tests.helpers import synthetic_split
+
+
+@pytest.fixture(scope="module")
+def shop_and_split():
+    shop, _, split = synthetic_split("ci", seed=0)
+    return shop, split
+
+
+def test_one_row_per_model_and_seed_plus_the_oracle(shop_and_split, capsys):
+    shop, split = shop_and_split
+    result = run_experiment(split, ["popularity", "mf"], [0, 1], shop=shop, verbose=0)
+    assert result.table[["model", "seed"]].values.tolist() == [
+        ["popularity", 0], ["popularity", 1], ["mf", 0], ["mf", 1], ["oracle", 0],
+    ]  # fmt: skip
+    assert {"hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10", "epochs", "train_s", "eval_s"} <= set(
+        result.table
+    )
+    assert "[mf seed 1] HR@10" in capsys.readouterr().out
+
+
+def test_summary_has_cis_that_bracket_the_mean(shop_and_split):
+    shop, split = shop_and_split
+    summary = run_experiment(split, ["popularity"], [0], shop=shop).summary()
+    low, high = (float(x) for x in summary.loc["popularity", "hr@10_ci"].strip("[]").split(","))
+    assert low <= summary.loc["popularity", "hr@10"] <= high
+
+
+def test_the_oracle_beats_every_floor(shop_and_split):
+    shop, split = shop_and_split
+    table = run_experiment(split, ["popularity", "recently_viewed"], [0], shop=shop).table.set_index("model")
+    assert table.loc["oracle", "hr@10"] > table.loc[["popularity", "recently_viewed"], "hr@10"].max()
+    assert table.loc["oracle", "full_hr@10"] <= table.loc["oracle", "hr@10"]  # more negatives, harder
+
+
+def test_oracle_full_ranks_are_at_least_the_sampled_ranks(shop_and_split):
+    shop, split = shop_and_split
+    result = oracle_evaluation(shop, split, full=True)
+    assert (result.full_ranks >= result.ranks).all()
+
+
+def test_report_files_hold_results_and_the_papers_numbers(shop_and_split, tmp_path):
+    shop, split = shop_and_split
+    out = write_report(run_experiment(split, ["mf"], [0]), tmp_path, dataset="synthetic")
+    assert list(pd.read_csv(out / "results.csv")["model"]) == ["mf"]
+    text = (out / "summary.md").read_text()
+    assert "| mf |" in text and "0.1120" in text  # the paper's MF HR@10 on RetailRocket
+
+
+def test_markdown_table_formats_floats_and_blanks_nans():
+    frame = pd.DataFrame({"a": [0.5, float("nan")]}, index=pd.Index(["x", "y"], name="model"))
+    assert markdown_table(frame, 2).splitlines() == ["| model | a |", "|---|---|", "| x | 0.50 |", "| y |  |"]
+
+
+def test_experiment_command_rejects_unknown_models_with_the_valid_names(capsys, tmp_path):
+    assert (
+        main(
+            [
+                "experiment",
+                "--dataset",
+                "synthetic",
+                "--scale",
+                "ci",
+                "--models",
+                "mf,bert",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "cnn_hybrid" in capsys.readouterr().err
+
+
+def test_experiment_command_writes_results(capsys, tmp_path):
+    argv = ["experiment", "--dataset", "synthetic", "--scale", "ci", "--data-dir", str(tmp_path / "data")]
+    argv += ["--models", "popularity,recently_viewed", "--seeds", "0", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(table["model"]) == ["popularity", "recently_viewed", "oracle"]
