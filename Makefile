@@ -22,11 +22,12 @@ BOOT_PYTHON := $(shell command -v python3.11 2>/dev/null || \
 # The numbered course notebooks, in order (00_..., 01_..., ...).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: help venv test course lint bench bench-quick clean
+.PHONY: help venv test course notebooks lint bench bench-quick clean
 
 help:
 	@echo "make course       create .venv if missing, install, run every notebook (build/notebooks, build/html)"
 	@echo "make test         create .venv if missing, run the test suite and the notebook checks"
+	@echo "make notebooks    re-execute the committed notebooks in place (their outputs are committed)"
 	@echo "make lint         ruff check + ruff format --check"
 	@echo "make bench        run benchmarks/run.py (bench-quick: with --quick)"
 	@echo "make venv         only create/update .venv from requirements.txt + pyproject.toml"
@@ -97,6 +98,15 @@ ifneq ($(NOTEBOOKS),)
 else
 	@echo "no notebooks/[0-9]*.ipynb yet: nothing to run"
 endif
+
+# The committed notebooks, re-executed in place with their default parameters (never -p, or the
+# injected-parameters cell would be saved and replayed), then stripped of run-specific metadata.
+STRIP_KEYS := metadata.papermill cell.metadata.papermill cell.metadata.execution metadata.widgets
+notebooks: venv $(KERNEL)
+	for nb in $(NOTEBOOKS); do \
+		$(PY) -m papermill -k python3 --cwd notebooks "$$nb" "$$nb" || exit 1; \
+	done
+	$(PY) -m nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" $(NOTEBOOKS)
 
 # ---------------------------------------------------------------------------------------------
 lint: venv

@@ -77,23 +77,12 @@ def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
-    from .experiments import run_experiment, write_report
+    from .experiments import load_split, run_experiment, write_report
     from .models import MODELS
-    from .protocol import leave_one_out
 
     models = list(MODELS) if args.models == "all" else _parse_list(args.models, "models", valid=MODELS)
     seeds = _parse_list(args.seeds, "seeds", int)
-    options = {"scale": args.scale, "seed": args.split_seed} if args.dataset == "synthetic" else {}
-    split = leave_one_out(
-        preprocess(load_dataset(args.dataset, args.data_dir, **options)),
-        negatives=args.negatives,
-        seed=args.split_seed,
-    )
-    shop = None
-    if args.dataset == "synthetic":
-        from .data import load_synthetic_shop
-
-        shop = load_synthetic_shop(args.scale, args.split_seed, args.data_dir)
+    split, shop = load_split(args.dataset, args.data_dir, args.scale, args.split_seed, args.negatives)
     overrides = {"epochs": args.epochs} if args.epochs else {}
     print(
         f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, models {', '.join(models)}"

@@ -27,6 +27,28 @@ PAPER_TABLE2 = pd.DataFrame(
 ).set_index("model")
 
 
+def load_split(
+    dataset: str = "synthetic",
+    data_dir: str | Path | None = None,
+    scale: str = "course",
+    seed: int = 0,
+    negatives: str = "never_interacted",
+) -> tuple[Split, SyntheticShop | None]:
+    """The notebooks' one-liner: load, preprocess and split a dataset (+ the shop's ground truth).
+
+    The split is drawn from `seed`, so every notebook and model sees the same candidates.
+    """
+    from .data import load_dataset, load_synthetic_shop, preprocess
+    from .protocol import leave_one_out
+
+    options = {"scale": scale, "seed": seed} if dataset == "synthetic" else {}
+    split = leave_one_out(
+        preprocess(load_dataset(dataset, data_dir, **options)), negatives=negatives, seed=seed
+    )
+    shop = load_synthetic_shop(scale, seed, data_dir) if dataset == "synthetic" else None
+    return split, shop
+
+
 @dataclass
 class ExperimentResult:
     """One row per (model, seed) in `table`; per-user evaluations in `evaluations[(model, seed)]`."""
