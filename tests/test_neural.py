@@ -151,3 +151,11 @@ def test_the_cnn_branch_carries_the_sequence_signal(sequence_split):
     cnn_only = _hr(make_model("cnn_hybrid", components="cnn_only", **MEDIUM), sequence_split)
     long_term_only = _hr(make_model("cnn_hybrid", components="long_term_only", **MEDIUM), sequence_split)
     assert cnn_only > long_term_only + 0.15
+
+
+def test_plain_adam_is_available_as_the_reference_optimizer(ci_split):
+    model = make_model("cnn_hybrid", optimizer="adam", **SMALL)
+    model.fit(ci_split)
+    assert evaluate(model, ci_split).hr(10) > 0.0
+    with pytest.raises(ValueError, match="optimizer"):
+        ModelConfig(optimizer="sgd")

@@ -35,6 +35,7 @@ class ModelConfig:
     l2: float = 1e-6  # on the MLP kernels
     embedding_l2: float = 0.0  # on the looked-up user / item embedding rows, per example
     learning_rate: float = 1e-3
+    optimizer: str = "lazy_adam"  # "lazy_adam" (row-sparse updates of embedding tables) or "adam"
     batch_size: int = 1024
     negatives: int = 4  # sampled negatives per positive
     epochs: int = 30
@@ -66,6 +67,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.negatives must be >= 1, got {self.negatives}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}.")
+        if self.optimizer not in ("lazy_adam", "adam"):
+            raise ValueError(f"ModelConfig.optimizer must be 'lazy_adam' or 'adam', got {self.optimizer!r}.")
         if self.fusion not in ("product", "concat"):
             raise ValueError(f"ModelConfig.fusion must be 'product' or 'concat', got {self.fusion!r}.")
         if self.components not in ("full", "long_term_only", "cnn_only"):

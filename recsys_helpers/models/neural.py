@@ -48,7 +48,9 @@ class NeuralRecommender(Recommender):
         keras.utils.set_random_seed(c.seed)
         self.n_users_, self.n_items_ = split.n_users, split.n_items
         self.network_ = self.build_network(split.n_users, split.n_items)
-        trainer = LazyAdamTrainer(self.network_, self.loss_function(), c.learning_rate)
+        trainer = LazyAdamTrainer(
+            self.network_, self.loss_function(), c.learning_rate, lazy=c.optimizer == "lazy_adam"
+        )
         rows = self.training_rows(split)
         users = split.events["user"].to_numpy()[rows].astype(np.int32)
         targets = split.events["item"].to_numpy()[rows]

@@ -39,7 +39,10 @@ def sampled_softmax(labels: dict, logits: dict) -> tf.Tensor:
 
 
 class LazyAdamTrainer:
-    """Train `network` on batches of {inputs} -> {labels}: loss_fn(labels, logits) + network.losses."""
+    """Train `network` on batches of {inputs} -> {labels}: loss_fn(labels, logits) + network.losses.
+
+    lazy=False gives every variable Keras' plain Adam (the reference the lazy update is checked against).
+    """
 
     def __init__(
         self,
@@ -50,6 +53,7 @@ class LazyAdamTrainer:
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         steps_per_call: int = 16,
+        lazy: bool = True,
     ) -> None:
         self.network, self.loss_fn = network, loss_fn
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
