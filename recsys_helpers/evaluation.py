@@ -82,11 +82,19 @@ def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: i
         scores = np.asarray(
             model.score(users[start:stop], sequences[start:stop], candidates), dtype=np.float64
         )
-        positive = scores[np.arange(stop - start), targets.item[start:stop] - 1]
-        beaten = scores >= positive[:, None]
-        # Items that are not negatives (the user's own items, the target itself) do not count.
-        rows = np.repeat(np.arange(stop - start), np.diff(ptr[start : stop + 1]))
-        beaten[rows, excluded[ptr[start] : ptr[stop]] - 1] = False
-        beaten[np.arange(stop - start), targets.item[start:stop] - 1] = False
-        ranks[start:stop] = beaten.sum(axis=1)
+        ranks[start:stop] = count_beating(scores, targets.item[start:stop], ptr[start : stop + 1], excluded)
     return ranks
+
+
+def count_beating(
+    scores: np.ndarray, positives: np.ndarray, ptr: np.ndarray, excluded: np.ndarray
+) -> np.ndarray:
+    """Full-ranking ranks: scores float[n, n_items] over items 1..n_items, positives int[n], and
+    ptr int[n + 1] (absolute offsets into `excluded`) listing the items that are not negatives
+    (the user's own items). rank = #{allowed items j != positive : score_j >= score_positive}."""
+    n = len(positives)
+    beaten = scores >= scores[np.arange(n), positives - 1][:, None]
+    rows = np.repeat(np.arange(n), np.diff(ptr))
+    beaten[rows, excluded[ptr[0] : ptr[-1]] - 1] = False
+    beaten[np.arange(n), positives - 1] = False
+    return beaten.sum(axis=1)

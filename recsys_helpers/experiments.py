@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SyntheticShop
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, count_beating, evaluate
 from .metrics import bootstrap_ci, hits, ndcg_gains, rank_of_positive
 from .models import make_model
 from .protocol import Split
@@ -138,11 +138,7 @@ def oracle_evaluation(
         s = shop.oracle_scores(
             raw_users[start:stop], when[start:stop], np.broadcast_to(all_raw, (stop - start, len(all_raw)))
         )
-        beaten = s >= s[np.arange(stop - start), targets.item[start:stop] - 1][:, None]
-        rows = np.repeat(np.arange(stop - start), np.diff(ptr[start : stop + 1]))
-        beaten[rows, excluded[ptr[start] : ptr[stop]] - 1] = False
-        beaten[np.arange(stop - start), targets.item[start:stop] - 1] = False
-        full_ranks[start:stop] = beaten.sum(axis=1)
+        full_ranks[start:stop] = count_beating(s, targets.item[start:stop], ptr[start : stop + 1], excluded)
     return Evaluation(ranks, full_ranks)
 
 

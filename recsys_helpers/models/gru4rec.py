@@ -24,7 +24,7 @@ from keras import layers, ops
 from ..protocol import Split
 from .base import ModelConfig
 from .layers import MaskedEmbedding
-from .neural import NeuralRecommender, _inputs
+from .neural import NeuralRecommender, _inputs, output_logits
 from .trainer import sampled_softmax
 
 GRU4REC_DEFAULTS = {"seq_len": 20, "negatives": 64, "dropout": 0.2}
@@ -47,11 +47,7 @@ class GRU4Rec(NeuralRecommender):
             MaskedEmbedding(n_items + 1, c.dim, name="input_items")(inputs["sequence"])
         )
         hidden = layers.GRU(c.dim, name="gru")(embedded, mask=ops.not_equal(inputs["sequence"], 0))
-        output_items = layers.Embedding(n_items + 1, c.dim, name="output_items")(inputs["items"])
-        bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(
-            inputs["items"]
-        )
-        logits = ops.einsum("bf,bcf->bc", hidden, output_items) + ops.squeeze(bias, -1)
+        logits = output_logits(hidden, inputs["items"], n_items, c.dim)
         return keras.Model(inputs, {"implicit": logits}, name=self.name)
 
     def training_rows(self, split: Split) -> np.ndarray:

@@ -191,6 +191,13 @@ def _embedding(rows: int, config: ModelConfig, name: str) -> layers.Embedding:
     return layers.Embedding(rows, config.dim, activity_regularizer=reg, name=name)
 
 
+def output_logits(query, items, n_items: int, width: int):
+    """Next-item logits of Caser and GRU4Rec: query . W[j] + b_j with a separate output table W."""
+    output_items = layers.Embedding(n_items + 1, width, name="output_items")(items)
+    bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(items)
+    return ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
+
+
 def _inputs(seq_len: int) -> dict:
     return {
         "user": keras.Input((), dtype="int32", name="user"),
@@ -300,9 +307,5 @@ class Caser(NeuralRecommender):
             user_side.append(layers.Embedding(n_users, c.dim, name="users")(inputs["user"]))
         width = c.dim * len(user_side)
         query = user_side[0] if len(user_side) == 1 else layers.Concatenate(name="query")(user_side)
-        output_items = layers.Embedding(n_items + 1, width, name="output_items")(inputs["items"])
-        bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(
-            inputs["items"]
-        )
-        logits = ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
+        logits = output_logits(query, inputs["items"], n_items, width)
         return keras.Model(inputs, {"implicit": logits}, name=self.name)
