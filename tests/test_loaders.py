@@ -194,7 +194,7 @@ def test_synthetic_dataset_reads_back_through_the_retailrocket_loader(tmp_path):
     from_files = load_dataset("synthetic", tmp_path, scale="ci", seed=5)
     in_memory = generate_shop("ci", seed=5).canonical_events()
     pd.testing.assert_frame_equal(from_files.reset_index(drop=True), in_memory.reset_index(drop=True))
-    assert (tmp_path / "cache" / "synthetic" / "ci-seed5" / "truth.npz").exists()
+    assert (tmp_path / "cache" / "synthetic" / "ci-seed5" / "config.json").exists()
 
 
 # ---------------------------------------------------------------------- real-format samples

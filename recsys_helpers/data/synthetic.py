@@ -244,7 +244,11 @@ class SyntheticShop:
 
     # ----------------------------------------------------------------- persistence
     def write(self, out_dir: str | Path) -> Path:
-        """Write events.csv + item_properties_part1.csv (RetailRocket format) and the truth."""
+        """Write events.csv + item_properties_part1.csv (RetailRocket format) and config.json.
+
+        The ground truth is not stored: it is a pure function of (config, seed), which `read`
+        regenerates (faster than writing and reading hundreds of MB of taste vectors).
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(self.events, out / "events.csv")
@@ -257,25 +261,20 @@ class SyntheticShop:
             }
         )
         _write_csv(properties, out / "item_properties_part1.csv")
-        arrays = {
-            name: getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name not in ("config", "seed", "events")
-        }
-        np.savez_compressed(out / "truth.npz", **arrays)
         (out / "config.json").write_text(json.dumps({"seed": self.seed, **asdict(self.config)}, indent=1))
         return out
 
     @classmethod
     def read(cls, out_dir: str | Path) -> SyntheticShop:
-        """Read back a shop written by `write` (events are re-read from events.csv)."""
+        """The shop written by `write`, ground truth included, regenerated from its config and seed."""
         out = Path(out_dir)
+        if not (out / "config.json").exists():
+            raise FileNotFoundError(
+                f"{out} holds no synthetic shop (config.json is missing); write one first."
+            )
         meta = json.loads((out / "config.json").read_text())
         seed = meta.pop("seed")
-        with np.load(out / "truth.npz") as truth:
-            arrays = {name: truth[name] for name in truth.files}
-        events = pd.read_csv(out / "events.csv", engine="pyarrow")
-        return cls(config=ShopConfig(**meta), seed=seed, events=events, **arrays)
+        return generate_shop(ShopConfig(**meta), seed=seed)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
