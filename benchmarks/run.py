@@ -84,7 +84,7 @@ def data_pipeline(scale: str, results: dict, folder: Path):
 
 def big_load(results: dict, folder: Path, rows: int = 2_756_101) -> None:
     """A RetailRocket-sized events.csv: the synthetic shop plus casual one-to-four-event visitors."""
-    shop = generate_shop("retailrocket", 1, n_casual_users=850_000)
+    shop = generate_shop("retailrocket", 1, n_casual_users=950_000)
     events = shop.events.iloc[:rows]
     shop.events = events
     shop.write(folder / "big")
@@ -93,13 +93,14 @@ def big_load(results: dict, folder: Path, rows: int = 2_756_101) -> None:
 
 
 def training(split, models: list[str], results: dict, epochs: int = 1) -> None:
-    n_rows = int(split.is_train.sum())
     for name in models:
         model = make_model(name, epochs=epochs, verbose=0, patience=epochs)
         history = model.fit(split)
         per_epoch = history.train_seconds / max(1, len(history.epoch))
-        neural = name not in ("mf",)
-        rows = n_rows * (1 + model.config.negatives) if neural else n_rows
+        positives = (
+            len(model.training_rows(split)) if hasattr(model, "training_rows") else int(split.is_train.sum())
+        )
+        rows = positives * (1 + model.config.negatives) if hasattr(model, "training_rows") else positives
         results[f"train {name}"] = {
             "seconds_per_epoch": round(per_epoch, 2),
             "examples_per_second": round(rows / per_epoch) if per_epoch else None,

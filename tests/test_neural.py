@@ -159,3 +159,16 @@ def test_plain_adam_is_available_as_the_reference_optimizer(ci_split):
     assert evaluate(model, ci_split).hr(10) > 0.0
     with pytest.raises(ValueError, match="optimizer"):
         ModelConfig(optimizer="sgd")
+
+
+@pytest.mark.parametrize("components", ["full", "long_term_only", "cnn_only"])
+def test_factored_scoring_equals_the_plain_network(components, ci_split):
+    model = CNNHybrid(**SMALL, components=components)
+    model.fit(ci_split)
+    batch = {
+        "user": ci_split.test.user[:9].astype(np.int32),
+        "sequence": ci_split.sequences("test", model.config.seq_len)[:9].astype(np.int32),
+        "items": ci_split.test.candidates[:9].astype(np.int32),
+    }
+    plain = keras.ops.convert_to_numpy(model._forward(batch, factored=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model._forward(batch)), plain, rtol=1e-4, atol=1e-5)

@@ -122,15 +122,45 @@ class NeuralRecommender(Recommender):
 
     def _compiled_score(self, inputs: dict):
         if getattr(self, "_score_fn", None) is None:
-
-            def forward(batch):
-                logits = self.network_(batch, training=False)
-                if self.two_stage:
-                    return ops.log_sigmoid(logits["implicit"]) + ops.log_sigmoid(logits["explicit"])
-                return logits["implicit"]
-
-            self._score_fn = tf.function(forward, reduce_retracing=True)
+            self._score_fn = tf.function(self._forward, reduce_retracing=True)
         return self._score_fn(inputs)
+
+    def _forward(self, batch: dict, factored: bool = True):
+        """Ranking scores float[B, C]; the product-fusion head is evaluated in factored form.
+
+        With x = [u_1 (.) e_j, u_2 (.) e_j] the first MLP layer is W^T x = (sum_i W_i^T diag(u_i)) e_j:
+        one d x 100 matrix per user, so each candidate costs d x 100 instead of 2d x 100 multiply-adds
+        and the fused vectors are never materialised. Same numbers as the plain graph (tested).
+        """
+        if not (factored and self.two_stage and self._product_fusion()):
+            logits = self.network_(batch, training=False)
+            if self.two_stage:
+                return ops.log_sigmoid(logits["implicit"]) + ops.log_sigmoid(logits["explicit"])
+            return logits["implicit"]
+        head, d = self.network_.get_layer("head"), self.config.dim
+        *user_side, candidates = self._fusion_inputs(batch, training=False)
+        kernel = head.mlp[0].kernel
+        per_user = tf.add_n(
+            [u[:, :, None] * kernel[i * d : (i + 1) * d][None] for i, u in enumerate(user_side)]
+        )
+        x = tf.nn.relu(tf.einsum("bcd,bdk->bck", candidates, per_user) + head.mlp[0].bias)
+        for dense in head.mlp[1:]:
+            x = dense(x)
+        implicit = ops.squeeze(head.implicit(x), -1)
+        explicit = ops.squeeze(head.explicit(head.explicit_hidden(x)), -1)
+        return ops.log_sigmoid(implicit) + ops.log_sigmoid(explicit)
+
+    def _product_fusion(self) -> bool:
+        try:
+            return self.network_.get_layer("fusion").mode == "product"
+        except ValueError:
+            return False
+
+    @property
+    def _fusion_inputs(self) -> keras.Model:
+        if getattr(self, "_fusion_model", None) is None:
+            self._fusion_model = keras.Model(self.network_.inputs, self.network_.get_layer("fusion").input)
+        return self._fusion_model
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
