@@ -63,6 +63,9 @@ class ModelConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("als_alpha", "als_regularization", "l2", "embedding_l2", "learning_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.negatives < 1:
             raise ValueError(f"ModelConfig.negatives must be >= 1, got {self.negatives}.")
         if not 0.0 <= self.dropout < 1.0:
