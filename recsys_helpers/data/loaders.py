@@ -1,268 +1,520 @@
-"""Readers for the real file formats -> the canonical event frame (see `schema`).
+"""Readers for the raw dataset files (RetailRocket, Recobell, a shop of your own) -> the canonical frame.
 
-Each reader only finds the files, parses columns and hands the result to
-`schema.finalize_events`, which validates it. Errors name the file, the column, the data row
-(1-based, header not counted) and the fix.
+Each reader only finds, renames and parses columns; `schema.finalize_events` then checks the result, so
+every dataset passes the same gate. Clean files are parsed by pyarrow with explicit column types (a
+RetailRocket-sized events.csv in seconds); only when that fails does a slower, forgiving pandas read run,
+to name the bad row in the error. No row is ever dropped: exact duplicates are kept and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from .schema import DataError, finalize_events, parse_int_ids, parse_timestamps, require_columns
 
 RETAILROCKET_HELP = (
-    "Download the Kaggle dataset 'retailrocket/ecommerce-dataset' and put events.csv "
-    "(and optionally item_properties_part1.csv, item_properties_part2.csv, category_tree.csv) "
-    "in that folder; see data/README.md."
+    "Download the Kaggle dataset retailrocket/ecommerce-dataset "
+    "(`kaggle datasets download -d retailrocket/ecommerce-dataset`), unzip it and put events.csv "
+    "(optionally item_properties_part*.csv and category_tree.csv) in {folder}; see data/README.md."
 )
 RECOBELL_HELP = (
-    "Get the PAKDD 2017 Recobell release (site_view_log, site_order_log and optionally "
-    "site_product_w_img csv000 files) and put them in that folder; see data/README.md."
+    "Get the PAKDD 2017 Recobell release (site_view_log_small.csv000.gz, site_order_log_small.csv000.gz, "
+    "site_product_w_img.csv000.gz) and put the csv000 files (gzipped or not) in {folder}; "
+    "see data/README.md."
 )
-RECOBELL_VIEW = ["server_time", "device", "session_id", "uid", "item_id"]
-RECOBELL_ORDER = [*RECOBELL_VIEW, "order_id", "quantity"]
-RECOBELL_PRODUCT = [
-    "item_id",
-    "item_image",
-    "price",
-    "category1",
-    "category2",
-    "category3",
-    "category4",
-    "brand",
-]
 
+RETAILROCKET_COLUMNS = ["timestamp", "visitorid", "event", "itemid"]  # events.csv columns read
+RETAILROCKET_EXPLICIT = ["addtocart", "transaction"]
+PROPERTY_COLUMNS = ["timestamp", "itemid", "property", "value"]
 
-def _read_csv(path: Path, **options) -> pd.DataFrame:
-    """Read a CSV with the fast pyarrow engine; an empty file is a clear DataError."""
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty. Re-download it.")
-    try:
-        return pd.read_csv(path, engine="pyarrow", **options)
-    except (ValueError, pd.errors.ParserError) as error:  # pyarrow's parse errors arrive as ValueError
-        raise DataError(
-            f"{path}: could not be parsed as CSV ({error}). Check that it is the right file."
-        ) from error
+# Recobell: header-less files, columns in this order; the first name found in the folder is read.
+RECOBELL_VIEW_COLUMNS = ["server_time", "device", "session_id", "uid", "item_id"]
+RECOBELL_ORDER_COLUMNS = [*RECOBELL_VIEW_COLUMNS, "order_id", "quantity"]
+RECOBELL_CATEGORIES = ["category1", "category2", "category3", "category4"]
+RECOBELL_PRODUCT_COLUMNS = ["item_id", "item_image", "price", *RECOBELL_CATEGORIES, "brand"]
+RECOBELL_VIEW_FILES = ("site_view_log.csv000", "site_view_log_small.csv000")
+RECOBELL_ORDER_FILES = ("site_order_log.csv000", "site_order_log_small.csv000")
+RECOBELL_PRODUCT_FILES = ("site_product_w_img.csv000", "site_product.csv000")
+RECOBELL_EVENTS = ["view", "order"]
 
-
-def _find(
-    folder: Path, names: Iterable[str], what: str, help_text: str, required: bool = True
-) -> Path | None:
-    for name in names:
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.exists():
-                return candidate
-    if required:
-        raise FileNotFoundError(
-            f"{what} not found in {folder.resolve()} (looked for {list(names)}). {help_text}"
-        )
-    return None
+EVENT_FILE_COLUMNS = ("user_id", "item_id", "timestamp", "event", "category_id")
+MAX_HEX_DIGITS = 15  # 15 hex digits = 60 bits: always fits int64
+_HEX_DIGITS = np.full(256, 255, dtype=np.uint8)  # byte -> its hex value, 255 for a non-hex byte
+_HEX_DIGITS[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX_DIGITS[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX_DIGITS[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
 # --------------------------------------------------------------------------- RetailRocket
 def load_retailrocket(data_dir: str | Path) -> pd.DataFrame:
-    """RetailRocket (Kaggle): events.csv (+ item categories when the property files are there).
+    """The Kaggle RetailRocket folder as the canonical frame: views implicit, add-to-carts and
+    transactions explicit.
 
-    view is implicit; addtocart and transaction are explicit. category_id is each item's latest
-    `categoryid` property; top_category_id its root in category_tree.csv.
+    With item_properties*.csv present, `category_id` is each item's `categoryid` property at its
+    latest timestamp (<NA> for items without one); with category_tree.csv too, `top_category_id` is
+    the root of that category.
     """
     folder = Path(data_dir)
-    path = _find(folder, ["events.csv"], "events.csv", RETAILROCKET_HELP)
-    raw = _read_csv(path)
-    require_columns(raw, ["timestamp", "visitorid", "event", "itemid"], str(path))
-    frame = pd.DataFrame(
+    path = folder / "events.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found. {RETAILROCKET_HELP.format(folder=folder)}")
+    frame = _read_retailrocket_events(path)
+    property_files = sorted(folder.glob("item_properties*.csv"))
+    if property_files:
+        items, categories = _latest_item_categories(property_files)
+        frame["category_id"] = _lookup(items, categories, frame["item_id"])
+        tree = folder / "category_tree.csv"
+        if tree.is_file():
+            nodes, roots = _category_roots(tree)
+            frame["top_category_id"] = _lookup(nodes, roots, frame["category_id"])
+    events = finalize_events(
+        frame, explicit_events=RETAILROCKET_EXPLICIT, implicit_events=["view"], source=str(path)
+    )
+    return _report_categories(events)
+
+
+def _read_retailrocket_events(path: Path) -> pd.DataFrame:
+    """events.csv -> user_id, item_id, timestamp, event in file order (extra columns ignored)."""
+    source = str(path)
+    require_columns(pd.DataFrame(columns=_csv_header(path)), RETAILROCKET_COLUMNS, source)
+    types = dict.fromkeys(["timestamp", "visitorid", "itemid"], pa.int64())
+    types["event"] = pa.dictionary(pa.int32(), pa.string())
+    options = pacsv.ConvertOptions(include_columns=RETAILROCKET_COLUMNS, column_types=types)
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except pa.ArrowInvalid:
+        table = None
+    if table is None or any(table[c].null_count for c in ("timestamp", "visitorid", "itemid")):
+        text = _read_text(path, header=True)
+        return pd.DataFrame(
+            {
+                "timestamp": parse_timestamps(text["timestamp"], "timestamp", source, unit="ms"),
+                "user_id": parse_int_ids(text["visitorid"], "visitorid", source),
+                "item_id": parse_int_ids(text["itemid"], "itemid", source),
+                "event": text["event"],
+            }
+        )
+    return pd.DataFrame(
         {
-            "user_id": parse_int_ids(raw["visitorid"], "visitorid", str(path)),
-            "item_id": parse_int_ids(raw["itemid"], "itemid", str(path)),
-            "timestamp": parse_timestamps(raw["timestamp"], "timestamp", str(path), unit="ms"),
-            "event": raw["event"].astype(str),
+            "timestamp": table["timestamp"].to_numpy().view("datetime64[ms]"),
+            "user_id": table["visitorid"].to_numpy(),
+            "item_id": table["itemid"].to_numpy(),
+            "event": table["event"].to_pandas(),
         }
     )
-    categories = _retailrocket_categories(folder)
-    if categories is not None:
-        frame["category_id"] = categories.reindex(frame["item_id"]).to_numpy()
-        tree = _find(folder, ["category_tree.csv"], "category_tree.csv", RETAILROCKET_HELP, required=False)
-        if tree is not None:
-            roots = category_roots(tree)
-            frame["top_category_id"] = roots.reindex(frame["category_id"]).to_numpy()
-    return finalize_events(
-        frame, explicit_events=["addtocart", "transaction"], implicit_events=["view"], source=str(path)
+
+
+def _latest_item_categories(paths: list[Path]) -> tuple[np.ndarray, pd.arrays.IntegerArray]:
+    """(item ids, category ids): each item's `categoryid` property with the latest timestamp.
+
+    Ties on the timestamp go to the row read last (files in name order, rows in file order).
+    """
+    rows = pd.concat([_category_properties(path) for path in paths], ignore_index=True)
+    latest = rows.sort_values(["itemid", "timestamp"], kind="stable").drop_duplicates("itemid", keep="last")
+    return latest["itemid"].to_numpy(np.int64), latest["category"].array
+
+
+def _category_properties(path: Path) -> pd.DataFrame:
+    """The `categoryid` rows of one item_properties file as itemid, timestamp, category (Int64).
+
+    The file (millions of rows of all properties) is streamed in blocks and filtered as it is read;
+    only the kept rows are parsed, so a bad value elsewhere does not matter.
+    """
+    source = str(path)
+    require_columns(pd.DataFrame(columns=_csv_header(path)), PROPERTY_COLUMNS, source)
+    options = pacsv.ConvertOptions(
+        include_columns=PROPERTY_COLUMNS, column_types=dict.fromkeys(PROPERTY_COLUMNS, pa.string())
+    )
+    try:
+        kept, rows, start = [], [], 0
+        with pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=options
+        ) as reader:
+            for batch in reader:
+                keep = pc.equal(batch.column("property"), "categoryid")
+                kept.append(batch.filter(keep))
+                rows.append(np.flatnonzero(keep.to_numpy(zero_copy_only=False)) + start)
+                start += batch.num_rows
+            text = pa.Table.from_batches(kept, schema=reader.schema).to_pandas()
+        row = np.concatenate([np.zeros(0, np.int64), *rows])
+    except pa.ArrowInvalid:
+        text = _read_text(path, header=True)
+        row = np.flatnonzero((text["property"] == "categoryid").to_numpy())
+        text = text.iloc[row]
+    return pd.DataFrame(
+        {
+            "itemid": _parse_ints(text["itemid"], "itemid", source, rows=row),
+            "timestamp": _parse_ints(text["timestamp"], "timestamp", source, rows=row),
+            "category": _parse_ints(text["value"], "value (property categoryid)", source, rows=row),
+        }
     )
 
 
-def _retailrocket_categories(folder: Path) -> pd.Series | None:
-    """item id -> its categoryid with the latest timestamp (None when no property file exists)."""
-    files = sorted(folder.glob("item_properties*.csv")) + sorted(folder.glob("item_properties*.csv.gz"))
-    if not files:
-        return None
-    parts = []
-    for path in files:
-        raw = _read_csv(path)
-        require_columns(raw, ["timestamp", "itemid", "property", "value"], str(path))
-        rows = raw[raw["property"].astype(str) == "categoryid"]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "timestamp": pd.to_numeric(rows["timestamp"], errors="coerce"),
-                    "item": parse_int_ids(rows["itemid"], "itemid", str(path)),
-                    "category": parse_int_ids(rows["value"], "value (categoryid)", str(path)),
-                }
-            )
+def _category_roots(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(category ids, the root of each) from category_tree.csv, by vectorised pointer doubling.
+
+    Roots have an empty parentid. A parent missing from the tree, a repeated category or a cycle
+    raises a DataError naming the category and its row.
+    """
+    source = str(path)
+    text = _read_text(path, header=True)
+    require_columns(text, ["categoryid", "parentid"], source)
+    category = parse_int_ids(text["categoryid"], "categoryid", source)
+    parent = _parse_ints(text["parentid"], "parentid", source, optional=True)
+    repeated = pd.Series(category).duplicated().to_numpy()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        raise DataError(
+            f"{source}: category {category[row]} is listed twice (again at data row {row + 1}); "
+            "keep one row per categoryid."
         )
-    table = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
-    return table.drop_duplicates("item", keep="last").set_index("item")["category"]
-
-
-def category_roots(path: Path) -> pd.Series:
-    """category id -> its root in a categoryid,parentid tree (roots have an empty parent)."""
-    raw = _read_csv(path)
-    require_columns(raw, ["categoryid", "parentid"], str(path))
-    parent = pd.Series(pd.to_numeric(raw["parentid"]).to_numpy(), index=raw["categoryid"].to_numpy())
-    root = pd.Series(parent.index.to_numpy(), index=parent.index)
-    for _ in range(len(parent) + 1):  # climb one level per pass, all categories at once
-        up = parent.reindex(root.to_numpy()).to_numpy()
-        climbing = ~np.isnan(up)
-        if not climbing.any():
-            return root
-        root[climbing] = up[climbing].astype(np.int64)
-    raise DataError(f"{path}: the category tree has a cycle. Check the parentid column.")
+    is_root = np.asarray(parent.isna())
+    up = np.arange(len(category))
+    up[~is_root] = pd.Index(category).get_indexer(parent[~is_root].to_numpy(np.int64))
+    if (up < 0).any():
+        row = int(np.flatnonzero(up < 0)[0])
+        raise DataError(
+            f"{source}: column 'parentid' at data row {row + 1} names category {parent[row]}, which is "
+            "not in the tree. Add that category or leave the parentid empty to make a root."
+        )
+    for _ in range(len(category).bit_length()):  # after k rounds up[i] is the 2**k-th ancestor
+        up = up[up]
+    cyclic = ~is_root[up]
+    if cyclic.any():
+        row = int(np.flatnonzero(cyclic)[0])
+        raise DataError(
+            f"{source}: category {category[row]} (data row {row + 1}) never reaches a root: its "
+            "parentid chain forms a cycle. Fix the parentid values on that chain."
+        )
+    return category, category[up]
 
 
 # --------------------------------------------------------------------------- Recobell
 def load_recobell(data_dir: str | Path) -> pd.DataFrame:
-    """Recobell (PAKDD'17): header-less quoted view and order logs (+ product categories).
+    """The PAKDD'17 Recobell folder as the canonical frame: views implicit, orders explicit.
 
-    view is implicit, order explicit (one event per order row, whatever the quantity). The
-    7-hex-digit uid / item_id / category ids become int64 by base-16 parsing (lossless).
+    One "order" event per order-log row, whatever its quantity. uid / item_id / category hex
+    hashes become int64 by base-16 parsing (lossless, same id in every file). With the product file
+    present, `category_id` is the finest non-empty of category4..category1 and `top_category_id`
+    is category1.
     """
     folder = Path(data_dir)
-    view_path = _find(
-        folder, ["site_view_log.csv000", "site_view_log_small.csv000"], "the view log", RECOBELL_HELP
+    view_path = _find_recobell_file(folder, RECOBELL_VIEW_FILES)
+    order_path = _find_recobell_file(folder, RECOBELL_ORDER_FILES)
+    frame = pd.concat(
+        [
+            _read_recobell_log(view_path, RECOBELL_VIEW_COLUMNS, "view"),
+            _read_recobell_log(order_path, RECOBELL_ORDER_COLUMNS, "order"),
+        ],
+        ignore_index=True,
     )
-    order_path = _find(
-        folder, ["site_order_log.csv000", "site_order_log_small.csv000"], "the order log", RECOBELL_HELP
-    )
-    parts = []
-    for path, columns, event in ((view_path, RECOBELL_VIEW, "view"), (order_path, RECOBELL_ORDER, "order")):
-        raw = _read_headerless(path, columns)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "user_id": hex_ids(raw["uid"], "uid", str(path)),
-                    "item_id": hex_ids(raw["item_id"], "item_id", str(path)),
-                    "timestamp": parse_timestamps(raw["server_time"], "server_time", str(path)),
-                    "event": event,
-                }
-            )
-        )
-    frame = pd.concat(parts, ignore_index=True)
-    product_path = _find(
-        folder,
-        ["site_product_w_img.csv000", "site_product.csv000"],
-        "products",
-        RECOBELL_HELP,
-        required=False,
-    )
+    product_path = _find_recobell_file(folder, RECOBELL_PRODUCT_FILES, required=False)
     if product_path is not None:
-        products = _read_headerless(product_path, RECOBELL_PRODUCT)
-        finest = products["category4"]
-        for level in ("category3", "category2", "category1"):
-            finest = finest.where(finest.notna() & (finest.astype(str) != ""), products[level])
-        items = hex_ids(products["item_id"], "item_id", str(product_path))
-        leaf = pd.Series(hex_ids(finest, "category", str(product_path)), index=items)
-        top = pd.Series(hex_ids(products["category1"], "category1", str(product_path)), index=items)
-        leaf, top = leaf[~leaf.index.duplicated()], top[~top.index.duplicated()]
-        frame["category_id"] = leaf.reindex(frame["item_id"]).to_numpy()
-        frame["top_category_id"] = top.reindex(frame["item_id"]).to_numpy()
-    return finalize_events(frame, explicit_events=["order"], implicit_events=["view"], source=str(folder))
+        items, finest, top = _recobell_categories(product_path)
+        frame["category_id"] = _lookup(items, finest, frame["item_id"])
+        frame["top_category_id"] = _lookup(items, top, frame["item_id"])
+    events = finalize_events(
+        frame, explicit_events=["order"], implicit_events=["view"], source=f"{view_path} + {order_path}"
+    )
+    return _report_categories(events)
 
 
-def _read_headerless(path: Path, columns: list[str]) -> pd.DataFrame:
-    raw = _read_csv(path, header=None, dtype=str)
-    if raw.shape[1] != len(columns):
-        raise DataError(
-            f"{path}: expected {len(columns)} header-less columns ({', '.join(columns)}), "
-            f"found {raw.shape[1]}. Check that it is the right Recobell file."
+def _find_recobell_file(folder: Path, names: tuple[str, ...], required: bool = True) -> Path | None:
+    """The first of `names` (or its .gz) present in `folder`."""
+    candidates = [folder / f"{name}{suffix}" for name in names for suffix in ("", ".gz")]
+    for path in candidates:
+        if path.is_file():
+            return path
+    if required:
+        raise FileNotFoundError(
+            f"{candidates[0]} not found (nor {', '.join(p.name for p in candidates[1:])} in {folder}). "
+            f"{RECOBELL_HELP.format(folder=folder)}"
         )
-    raw.columns = columns
-    return raw
+    return None
 
 
-_HEX = np.full(256, -1, dtype=np.int64)
-for _i, _c in enumerate("0123456789abcdef"):
-    _HEX[ord(_c)] = _i
-    _HEX[ord(_c.upper())] = _i
+def _read_recobell_log(path: Path, names: list[str], event: str) -> pd.DataFrame:
+    """A view or order log -> user_id, item_id, timestamp, event (one event per row)."""
+    source = str(path)
+    table = _read_headerless(path, names, ["server_time", "uid", "item_id"])
+    if table.num_rows == 0:
+        raise DataError(f"{source}: no rows. Check that the file is the complete, decompressed log.")
+    return pd.DataFrame(
+        {
+            "user_id": _hex_ids(table["uid"], "uid", source),
+            "item_id": _hex_ids(table["item_id"], "item_id", source),
+            "timestamp": _recobell_times(table["server_time"], source),
+            "event": pd.Categorical.from_codes(
+                np.full(table.num_rows, RECOBELL_EVENTS.index(event), np.int8), RECOBELL_EVENTS
+            ),
+        }
+    )
 
 
-def hex_ids(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """Parse hexadecimal id strings (up to 15 digits) to int64, vectorised; errors name the row."""
-    text = values.astype(str).to_numpy()
-    lengths = np.char.str_len(text.astype("U"))
-    width = int(lengths.max()) if len(text) else 1
-    codes = np.frombuffer(text.astype(f"S{width}").tobytes(), dtype=np.uint8).reshape(len(text), width)
-    digits = _HEX[codes]
-    present = np.arange(width)[None, :] < lengths[:, None]
-    bad = (present & (digits < 0)).any(axis=1) | (lengths == 0) | (lengths > 15) | values.isna().to_numpy()
+def _recobell_times(values: pa.ChunkedArray, source: str) -> np.ndarray:
+    """server_time text ("2016-09-29 10:59:21.694") -> datetime64[ms]; the schema parser names a bad row."""
+    try:
+        parsed = pc.cast(values, pa.timestamp("ms"))
+        if parsed.null_count == 0:
+            return parsed.to_numpy()
+    except pa.ArrowInvalid:
+        pass  # not plain ISO text somewhere: the forgiving parser below names the row or reads it
+    return parse_timestamps(values.to_pandas(), "server_time", source)
+
+
+def _recobell_categories(path: Path) -> tuple[np.ndarray, pd.arrays.IntegerArray, pd.arrays.IntegerArray]:
+    """(item ids, finest category, category1) per product; the last row of a repeated item wins.
+
+    Reads site_product_w_img.csv000 (8 columns) or the image-less site_product.csv000 (7 columns).
+    """
+    source = str(path)
+    n_columns = _read_text(path, header=False, nrows=1).shape[1]
+    if n_columns not in (7, 8):
+        raise DataError(
+            f"{source}: {n_columns} columns per row; expected 8 ({', '.join(RECOBELL_PRODUCT_COLUMNS)}) "
+            "or 7 (the same without item_image). Check that this is the Recobell product file."
+        )
+    names = [c for c in RECOBELL_PRODUCT_COLUMNS if n_columns == 8 or c != "item_image"]
+    table = _read_headerless(path, names, ["item_id", *RECOBELL_CATEGORIES])
+    items = _hex_ids(table["item_id"], "item_id", source)
+    levels = [pd.Series(_hex_ids(table[c], c, source, optional=True)) for c in RECOBELL_CATEGORIES]
+    finest = levels[-1]
+    for coarser in reversed(levels[:-1]):
+        finest = finest.fillna(coarser)
+    last = ~pd.Series(items).duplicated(keep="last").to_numpy()
+    return items[last], finest.array[last], levels[0].array[last]
+
+
+def _hex_ids(
+    values: pa.ChunkedArray | pa.Array, column: str, source: str, optional: bool = False
+) -> np.ndarray | pd.arrays.IntegerArray:
+    """Hex text ids ("1dbe8cd") -> int64 (0x1dbe8cd), vectorised over the raw bytes of the column.
+
+    Every byte goes through a 256-entry lookup table, each digit is shifted by 4 bits per place from
+    the right, and np.add.reduceat sums each string. Empty strings are <NA> when `optional` (then an
+    Int64 array is returned), else an error like any non-hex or over-15-digit value.
+    """
+    array = pc.fill_null(pc.cast(values, pa.large_string()), "")
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
+    data = array.buffers()[2]
+    base = offsets[0]
+    chars = np.frombuffer(data, np.uint8)[base : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    starts, ends = offsets[:-1] - base, offsets[1:] - base
+    lengths = ends - starts
+    digits = _HEX_DIGITS[chars]
+    invalid_before = np.concatenate([[0], np.cumsum(digits == 255)])  # non-hex bytes before each byte
+    bad = (invalid_before[ends] > invalid_before[starts]) | (lengths > MAX_HEX_DIGITS)
+    present = lengths > 0
+    if not optional:
+        bad |= ~present
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{source}: column '{column}' has a value that is not a hexadecimal id (1-15 digits) at data row "
-            f"{row + 1}: {values.iloc[row]!r}. Fix or remove that row."
+            f"{source}: column '{column}' at data row {row + 1} is {values[row].as_py()!r}, not a hex id "
+            f"of 1 to {MAX_HEX_DIGITS} characters (0-9, a-f). Fix or remove that row."
         )
-    shift = 4 * (lengths[:, None] - 1 - np.arange(width)[None, :])
-    return np.where(present, digits << np.maximum(shift, 0), 0).sum(axis=1)
+    place = np.repeat(ends, lengths) - 1 - np.arange(len(chars))  # digit's place from the right
+    ids = np.zeros(len(array), np.int64)
+    if present.any():
+        ids[present] = np.add.reduceat(digits.astype(np.int64) << (4 * place), starts[present])
+    return pd.arrays.IntegerArray(ids, ~present) if optional else ids
 
 
-# --------------------------------------------------------------------------- your own shop
-CANONICAL_SOURCES = ("user_id", "item_id", "timestamp", "event", "category_id")
-
-
+# --------------------------------------------------------------------------- a shop of your own
 def load_events(
     path: str | Path,
     *,
-    columns: dict[str, str],
+    columns: Mapping[str, str],
     explicit_events: Iterable[str],
     implicit_events: Iterable[str],
     timestamp_unit: str | None = None,
 ) -> pd.DataFrame:
-    """Any CSV or Parquet event log: `columns` maps canonical names to the file's column names.
+    """Your own shop's events file (.csv, .csv.gz or .parquet) as the canonical frame.
 
-    String ids are factorised (sorted unique values -> 0..n-1) and the mapping is kept in
-    `attrs["id_maps"]`. Timestamps are epoch numbers (give `timestamp_unit`, e.g. "s", "ms") or
-    date strings.
+    columns: canonical name -> the file's column, for user_id, item_id, timestamp, event and optionally
+    category_id. Integer ids are kept; text ids become the codes 0..n-1 of their sorted unique values,
+    and `attrs["id_maps"][name]` holds those values (code i <-> id_maps[name][i]). Timestamps are epoch
+    numbers in `timestamp_unit` ("s", "ms", ...) or date-time text.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path.resolve()} does not exist. Pass the path of your events file.")
-    unknown = sorted(set(columns) - set(CANONICAL_SOURCES))
-    if unknown:
-        raise DataError(f"columns mapping has unknown key(s) {unknown}; use {list(CANONICAL_SOURCES)}.")
-    missing = [c for c in ("user_id", "item_id", "timestamp", "event") if c not in columns]
-    if missing:
-        raise DataError(f"columns mapping lacks {missing}; map each to a column of {path.name}.")
-    raw = pd.read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
-    require_columns(raw, columns.values(), str(path))
-    frame, id_maps = pd.DataFrame(), {}
-    for key in ("user_id", "item_id"):
-        values = raw[columns[key]]
-        if pd.api.types.is_numeric_dtype(values):
-            frame[key] = parse_int_ids(values, columns[key], str(path))
-        else:
-            codes, uniques = pd.factorize(values.astype(str), sort=True)
-            frame[key], id_maps[key] = codes.astype(np.int64), np.asarray(uniques)
-    frame["timestamp"] = parse_timestamps(
-        raw[columns["timestamp"]], columns["timestamp"], str(path), timestamp_unit
-    )
-    frame["event"] = raw[columns["event"]].astype(str).to_numpy()
+    source = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: pass the path of your shop's events file (CSV or Parquet)."
+        )
+    unknown = sorted(set(columns) - set(EVENT_FILE_COLUMNS))
+    missing = [name for name in EVENT_FILE_COLUMNS[:4] if name not in columns]
+    if unknown or missing:
+        raise DataError(
+            f"{source}: bad column mapping {dict(columns)}: unknown key(s) {unknown}, "
+            f"missing key(s) {missing}. Map each of {list(EVENT_FILE_COLUMNS)} (category_id optional) "
+            "to a column of the file."
+        )
+    raw = _read_event_file(path, list(columns.values()))
+    frame = pd.DataFrame({"event": raw[columns["event"]]})
+    id_maps = {}
+    for name in ("user_id", "item_id"):
+        frame[name], uniques = _ids(raw[columns[name]], columns[name], source)
+        if uniques is not None:
+            id_maps[name] = uniques
+    frame["timestamp"] = _event_times(raw[columns["timestamp"]], columns["timestamp"], source, timestamp_unit)
     if "category_id" in columns:
-        frame["category_id"] = pd.to_numeric(raw[columns["category_id"]], errors="coerce").to_numpy()
-    out = finalize_events(
-        frame, explicit_events=explicit_events, implicit_events=implicit_events, source=str(path)
+        frame["category_id"], uniques = _category_ids(
+            raw[columns["category_id"]], columns["category_id"], source
+        )
+        if uniques is not None:
+            id_maps["category_id"] = uniques
+    events = finalize_events(
+        frame, explicit_events=explicit_events, implicit_events=implicit_events, source=source
     )
-    out.attrs["id_maps"] = id_maps
-    return out
+    events.attrs["id_maps"] = id_maps
+    return events
+
+
+def _read_event_file(path: Path, wanted: list[str]) -> pd.DataFrame:
+    """The `wanted` columns of a CSV (types inferred) or Parquet file; a missing one is a DataError."""
+    source = str(path)
+    if path.suffix in (".parquet", ".pq"):
+        require_columns(pd.DataFrame(columns=pq.read_schema(path).names), wanted, source)
+        return pd.read_parquet(path, columns=wanted)
+    if path.suffix != ".csv" and path.suffixes[-2:] != [".csv", ".gz"]:
+        raise DataError(f"{source}: unsupported file type; save your events as .csv, .csv.gz or .parquet.")
+    require_columns(pd.DataFrame(columns=_csv_header(path)), wanted, source)
+    try:
+        return pd.read_csv(path, engine="pyarrow", usecols=wanted)
+    except pd.errors.ParserError:  # pyarrow does not say which line
+        try:
+            return pd.read_csv(path, index_col=False)[wanted]  # slower, but names the bad line
+        except pd.errors.ParserError as error:
+            raise DataError(f"{source}: {error}. Every row needs one value per header column.") from None
+
+
+def _ids(values: pd.Series, column: str, source: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Integer ids as they are; text ids -> codes of their sorted unique values (returned too)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return parse_int_ids(values, column, source), None
+    missing = values.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataError(
+            f"{source}: column '{column}' has no id at data row {row + 1}. Fill or remove that row."
+        )
+    codes, uniques = pd.factorize(values.astype(str), sort=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=str)
+
+
+def _category_ids(
+    values: pd.Series, column: str, source: str
+) -> tuple[pd.arrays.IntegerArray, np.ndarray | None]:
+    """Like `_ids`, but a missing category is allowed (<NA>)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return _parse_ints(values, column, source, optional=True), None
+    codes, uniques = pd.factorize(values.astype("str"), sort=True)  # missing values get code -1
+    return pd.arrays.IntegerArray(codes.astype(np.int64), codes < 0), np.asarray(uniques, dtype=str)
+
+
+def _event_times(values: pd.Series, column: str, source: str, unit: str | None) -> np.ndarray:
+    """Epoch numbers (with `unit`), date-time text or datetimes (UTC if zoned) -> datetime64[ms]."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif unit is None and pd.api.types.is_numeric_dtype(values):
+        raise DataError(
+            f"{source}: column '{column}' holds numbers; pass timestamp_unit='s' or 'ms' (epoch "
+            "seconds or milliseconds) so they can be read as times."
+        )
+    return parse_timestamps(values, column, source, unit=unit)
+
+
+# --------------------------------------------------------------------------- shared helpers
+def _csv_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV; an empty file is a DataError."""
+    try:
+        return pd.read_csv(path, nrows=0).columns.tolist()
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path}: the file is empty; expected a header line, then one row per record. "
+            "Download or export it again."
+        ) from None
+
+
+def _read_text(path: Path, header: bool, nrows: int | None = None) -> pd.DataFrame:
+    """Every field as text (empty stays ""): the slow, forgiving read used to locate a bad row."""
+    try:
+        return pd.read_csv(
+            path, header=0 if header else None, index_col=False, dtype=str, keep_default_na=False, nrows=nrows
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty. Download or export it again.") from None
+    except pd.errors.ParserError as error:
+        raise DataError(
+            f"{path}: {error}. Every row needs the same number of fields; fix that line."
+        ) from None
+
+
+def _read_headerless(path: Path, names: list[str], keep: list[str]) -> pa.Table:
+    """The `keep` columns (as text) of a header-less CSV whose columns are `names`, in order."""
+    options = pacsv.ConvertOptions(include_columns=keep, column_types=dict.fromkeys(keep, pa.string()))
+    try:
+        return pacsv.read_csv(
+            path, read_options=pacsv.ReadOptions(column_names=names), convert_options=options
+        )
+    except pa.ArrowInvalid:
+        text = _read_text(path, header=False)
+    if text.shape[1] != len(names):
+        raise DataError(
+            f"{path}: {text.shape[1]} fields per row; expected {len(names)} ({', '.join(names)}). "
+            "Check that this is the right file."
+        )
+    text.columns = names
+    return pa.Table.from_pandas(text[keep], preserve_index=False)
+
+
+def _parse_ints(
+    values: pd.Series, column: str, source: str, rows: np.ndarray | None = None, optional: bool = False
+) -> pd.arrays.IntegerArray:
+    """Integers (text or numbers) -> Int64, empty -> <NA> when `optional`.
+
+    A bad value raises a DataError naming data row rows[i] + 1 (`rows`: the file rows of `values`,
+    when they are a filtered subset; default: their positions).
+    """
+    empty = (values.isna() | (values.astype(str) == "")).to_numpy()
+    numeric = pd.to_numeric(values.mask(empty), errors="coerce", dtype_backend="numpy_nullable")
+    bad = ~empty & (numeric.isna() | (numeric % 1 != 0).fillna(True)).to_numpy(bool)
+    if not optional:
+        bad |= empty
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        row = int(rows[i]) if rows is not None else i
+        raise DataError(
+            f"{source}: column '{column}' has a value that is not an integer at data row {row + 1}: "
+            f"{values.iloc[i]!r}. Fix or remove that row."
+        )
+    return pd.array(numeric.mask(empty), dtype="Int64")
+
+
+def _lookup(
+    keys: np.ndarray, values: np.ndarray | pd.arrays.IntegerArray, query: pd.Series
+) -> pd.arrays.IntegerArray:
+    """values[i] where keys[i] == q, for each q of `query`; <NA> where q is <NA> or not a key."""
+    query = pd.array(query, dtype="Int64")
+    known = ~np.asarray(query.isna())
+    position = np.full(len(query), -1, dtype=np.intp)
+    position[known] = pd.Index(keys).get_indexer(query[known].to_numpy(np.int64))
+    return pd.array(values, dtype="Int64").take(position, allow_fill=True)
+
+
+def _report_categories(events: pd.DataFrame) -> pd.DataFrame:
+    """Count, in attrs["load_report"], the events whose item has no known category."""
+    if "category_id" in events.columns:
+        events.attrs["load_report"]["events_without_category"] = int(events["category_id"].isna().sum())
+    return events
