@@ -11,7 +11,7 @@ import pandas as pd
 
 from .data import SyntheticShop
 from .evaluation import Evaluation, count_beating, evaluate
-from .metrics import bootstrap_ci, hits, ndcg_gains, rank_of_positive
+from .metrics import bootstrap_ci, hits, ndcg_gains, paired_comparison, rank_of_positive
 from .models import make_model
 from .protocol import Split
 
@@ -56,19 +56,45 @@ class ExperimentResult:
     table: pd.DataFrame
     evaluations: dict[tuple[str, int], Evaluation] = field(default_factory=dict)
 
+    def per_user(self, model: str, metric: str = "hr", k: int = 10, full: bool = False) -> np.ndarray:
+        """Seed-averaged per-user HR@k or NDCG@k of one model: float[n_test_users]."""
+        gain = {"hr": hits, "ndcg": ndcg_gains}[metric]
+        evals = [e for (name, _), e in self.evaluations.items() if name == model]
+        if not evals:
+            raise ValueError(
+                f"no results for model {model!r}; have {sorted({n for n, _ in self.evaluations})}."
+            )
+        return np.mean([gain(e._ranks(full), k) for e in evals], axis=0)
+
+    def paired(self, reference: str, metric: str = "hr", k: int = 10) -> pd.DataFrame:
+        """`reference` minus every other model on the same users: mean difference, 95% CI, p-value."""
+        rows = []
+        for other in dict.fromkeys(name for name, _ in self.evaluations):
+            if other == reference:
+                continue
+            result = paired_comparison(self.per_user(reference, metric, k), self.per_user(other, metric, k))
+            d = result.difference
+            rows.append(
+                {
+                    "versus": other,
+                    "difference": d.mean,
+                    "low": d.low,
+                    "high": d.high,
+                    "p_value": result.p_value,
+                }
+            )
+        return pd.DataFrame(rows).set_index("versus")
+
     def summary(self, full: bool = True, k: int = 10) -> pd.DataFrame:
         """Mean over seeds with a 95% bootstrap CI over users of the seed-averaged per-user metric."""
         rows = []
         for model in dict.fromkeys(self.table["model"]):
             evals = [e for (name, _), e in self.evaluations.items() if name == model]
             row = {"model": model, "seeds": len(evals)}
-            for metric, gain in (("hr", hits), ("ndcg", ndcg_gains)):
-                for mode in (("sampled", False), ("full", True)) if full else (("sampled", False),):
-                    if mode[1] and evals[0].full_ranks is None:
-                        continue
-                    per_user = np.mean([gain(e._ranks(mode[1]), k) for e in evals], axis=0)
-                    est = bootstrap_ci(per_user)
-                    prefix = "full_" if mode[1] else ""
+            for metric in ("hr", "ndcg"):
+                for is_full in (False, True) if full and evals[0].full_ranks is not None else (False,):
+                    est = bootstrap_ci(self.per_user(model, metric, k, is_full))
+                    prefix = "full_" if is_full else ""
                     row[f"{prefix}{metric}@{k}"] = est.mean
                     row[f"{prefix}{metric}@{k}_ci"] = f"[{est.low:.3f}, {est.high:.3f}]"
             rows.append(row)

@@ -83,3 +83,14 @@ def test_experiment_command_writes_results(capsys, tmp_path):
     assert main(argv) == 0
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(table["model"]) == ["popularity", "recently_viewed", "oracle"]
+
+
+def test_paired_comparison_against_a_reference_model(shop_and_split):
+    shop, split = shop_and_split
+    result = run_experiment(split, ["popularity", "recently_viewed"], [0], shop=shop)
+    table = result.paired("recently_viewed")
+    assert list(table.index) == ["popularity", "oracle"]
+    assert table.loc["popularity", "difference"] > 0 > table.loc["oracle", "difference"]
+    assert table.loc["popularity", "low"] <= table.loc["popularity", "difference"] <= table.loc["popularity", "high"]
+    with pytest.raises(ValueError, match="no results"):
+        result.per_user("mf")
