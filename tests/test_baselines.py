@@ -3,7 +3,7 @@ import pytest
 
 from recsys_helpers.data import preprocess
 from recsys_helpers.evaluation import evaluate
-from recsys_helpers.models import MF, GRU4Rec, Popularity, RecentlyViewed
+from recsys_helpers.models import MF, Popularity, RecentlyViewed
 from recsys_helpers.protocol import leave_one_out
 from tests.helpers import make_events, synthetic_split
 
@@ -115,40 +115,3 @@ def test_mf_scores_are_a_function_of_its_seed(ci):
     )
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, other)
-
-
-# ---------------------------------------------------------------------- GRU4Rec
-GRU_SMALL = {"dim": 24, "epochs": 4, "verbose": 0}
-SESSION_ROWS = [
-    (1, 1, 0, "view"), (1, 2, 1, "view"), (1, 3, 2, "view"),  # session 1
-    (1, 4, 100, "view"), (1, 5, 101, "view"), (1, 6, 102, "buy"),  # session 2, 98 min later
-    (2, 7, 0, "view"), (2, 8, 1, "view"), (2, 9, 2, "view"), (2, 10, 3, "view"), (2, 11, 4, "buy"),
-]  # fmt: skip
-
-
-def test_gru4rec_training_examples_never_cross_a_session_boundary():
-    split = leave_one_out(preprocess(make_events(SESSION_ROWS)), n_negatives=2)
-    rows = GRU4Rec(**GRU_SMALL).training_rows(split)
-    items = split.events["item"].to_numpy()
-    assert items[rows].tolist() == [2, 3, 5, 8, 9, 10]  # 1, 4 and 7 open a session: no input
-    from recsys_helpers.protocol import last_items
-
-    assert last_items(split.events, rows[2:3], 3, same_session=True).tolist() == [[0, 0, 4]]
-
-
-def test_gru4rec_scores_depend_only_on_the_current_session(ci):
-    model = GRU4Rec(**GRU_SMALL)
-    model.fit(ci)
-    candidates = ci.test.candidates[:1]
-    short = model.score(np.array([0]), np.array([[0, 0, 0, 5, 9]]), candidates)
-    padded = model.score(np.array([0]), np.array([[0] * 30 + [5, 9]]), candidates)
-    np.testing.assert_allclose(short, padded, rtol=1e-5)
-
-
-def test_gru4rec_learns_a_sequence_only_pattern():
-    knobs = {"p_chain": 0.9, "w_viewed": 0.0, "w_complement": 1.0, "w_intent": 0.0, "w_taste": 0.0}
-    split = synthetic_split("ci", seed=0, n_users=1500, n_casual_users=0, n_items=1200, p_buy=0.6, **knobs)[2]
-    model, popularity = GRU4Rec(dim=32, epochs=6, verbose=0), Popularity()
-    model.fit(split)
-    popularity.fit(split)
-    assert evaluate(model, split).hr(10) > max(0.10, evaluate(popularity, split).hr(10)) + 0.15

@@ -222,7 +222,7 @@ def _embedding(rows: int, config: ModelConfig, name: str) -> layers.Embedding:
 
 
 def output_logits(query, items, n_items: int, width: int):
-    """Next-item logits of Caser and GRU4Rec: query . W[j] + b_j with a separate output table W."""
+    """Caser's next-item logits: query . W[j] + b_j with a separate output table W and bias b."""
     output_items = layers.Embedding(n_items + 1, width, name="output_items")(items)
     bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(items)
     return ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
