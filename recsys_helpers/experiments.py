@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from .data import SyntheticShop
 from .evaluation import Evaluation, count_beating, evaluate
 from .metrics import bootstrap_ci, hits, ndcg_gains, paired_comparison, rank_of_positive
 from .models import make_model
+from .models.base import History, Recommender
 from .protocol import Split
 
 # Table 2 of the paper: HR@10 and NDCG@10 on RetailRocket and Recobell.
@@ -101,6 +104,55 @@ class ExperimentResult:
         return pd.DataFrame(rows).set_index("model")
 
 
+def train(
+    name: str, split: Split, *, cache: str | Path | None = None, **overrides
+) -> tuple[Recommender, History]:
+    """`make_model(name, **overrides).fit(split)`, reusing a model trained before when possible.
+
+    With `cache` (a folder), a trained network is saved there under a key made of the model, its
+    full configuration (verbosity aside), a fingerprint of the split (events, training mask, every
+    candidate) and of the library's model code and TensorFlow version; the next call with the same
+    key loads it instead of training again, with the history of the original run. Training is
+    seeded, so a cached model is the model a new run would train. The notebooks share one cache,
+    so the course trains each (model, seed) once; delete the folder to retrain everything.
+    """
+    model = make_model(name, **overrides)
+    if cache is None or not hasattr(model, "save"):
+        return model, model.fit(split)
+    config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
+    key = _fingerprint(json.dumps([name, type(model).__name__, config], sort_keys=True, default=list), split)
+    path = Path(cache) / f"{name}-{key}"
+    history_file = path.with_name(path.name + ".history.json")
+    if history_file.exists():
+        loaded = type(model).load(path)
+        return loaded, History(**json.loads(history_file.read_text()))
+    history = model.fit(split)
+    model.save(path)
+    history_file.write_text(json.dumps(asdict(history)))
+    return model, history
+
+
+def _fingerprint(text: str, split: Split) -> str:
+    import tensorflow as tf
+
+    digest = hashlib.blake2b(text.encode(), digest_size=8)
+    digest.update(tf.__version__.encode())
+    for source in sorted((Path(__file__).parent / "models").glob("*.py")):
+        digest.update(source.read_bytes())
+    events = split.events
+    for array in (
+        events["user"].to_numpy(),
+        events["item"].to_numpy(),
+        events["explicit"].to_numpy(),
+        events["timestamp"].to_numpy(),
+        split.is_train,
+        split.valid.candidates,
+        split.test.candidates,
+    ):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def run_experiment(
     split: Split,
     models: list[str],
@@ -108,16 +160,21 @@ def run_experiment(
     *,
     full: bool = True,
     shop: SyntheticShop | None = None,
+    cache: str | Path | None = None,
     **overrides,
 ) -> ExperimentResult:
-    """Train and evaluate each model with each seed (hyper-parameter `overrides` apply to all)."""
+    """Train and evaluate each model with each seed (hyper-parameter `overrides` apply to all).
+
+    `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics, epochs,
+    train_s (seconds spent in training epochs, validation excluded; the original run's for a cached
+    model; wall time for models without epochs) and eval_s.
+    """
     rows, evaluations = [], {}
     for name in models:
         for seed in seeds:
-            model = make_model(name, seed=seed, **overrides)
             start = time.perf_counter()
-            history = model.fit(split)
-            train_s = time.perf_counter() - start
+            model, history = train(name, split, cache=cache, seed=seed, **overrides)
+            train_s = history.train_seconds if history.seconds else time.perf_counter() - start
             start = time.perf_counter()
             result = evaluate(model, split, "test", full=full)
             eval_s = time.perf_counter() - start

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from recsys_helpers.cli import main
-from recsys_helpers.experiments import markdown_table, oracle_evaluation, run_experiment, write_report
+from recsys_helpers.evaluation import evaluate
+from recsys_helpers.experiments import markdown_table, oracle_evaluation, run_experiment, train, write_report
 from tests.helpers import synthetic_split
 
 
@@ -95,3 +96,22 @@ def test_paired_comparison_against_a_reference_model(shop_and_split):
     assert low <= diff <= high
     with pytest.raises(ValueError, match="no results"):
         result.per_user("mf")
+
+
+def test_the_training_cache_reloads_the_same_model_and_keys_on_the_config(shop_and_split, tmp_path):
+    _, split = shop_and_split
+    model, history = train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=0, verbose=0)
+    again, cached_history = train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=0, verbose=1)
+    assert len(list(tmp_path.glob("*.keras"))) == 1  # verbosity is not part of the key
+    assert cached_history == history
+    assert (evaluate(again, split).ranks == evaluate(model, split).ranks).all()
+    train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=1, verbose=0)
+    assert len(list(tmp_path.glob("*.keras"))) == 2  # another seed is another model
+
+
+def test_the_training_cache_keys_on_the_split(tmp_path):
+    _, _, one = synthetic_split("ci", seed=0)
+    _, _, other = synthetic_split("ci", seed=1)
+    for split in (one, other):
+        train("caser", split, cache=tmp_path, epochs=1, verbose=0)
+    assert len(list(tmp_path.glob("caser-*.keras"))) == 2
