@@ -156,6 +156,11 @@ class SyntheticShop:
         """Raw ids of the users whose taste shifts in their last sessions."""
         return self.user_raw[~np.isnat(self.shift_time)]
 
+    def shifted_at(self, user_raw: np.ndarray, when: np.ndarray) -> np.ndarray:
+        """bool[n]: whether each user's interest had already shifted at `when` (the ground truth)."""
+        shift = self.shift_time[self._user_index(np.asarray(user_raw))]
+        return ~np.isnat(shift) & (np.asarray(when, dtype="datetime64[ms]") >= shift)
+
     def oracle_scores(
         self, user_raw: np.ndarray, target_time: np.ndarray, candidate_raw: np.ndarray
     ) -> np.ndarray:

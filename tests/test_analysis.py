@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from recsys_helpers.analysis import interest_shift
+from recsys_helpers.data import preprocess
+from recsys_helpers.protocol import leave_one_out
+from tests.helpers import make_events, synthetic_split
+
+CATEGORY = {
+    **dict.fromkeys(range(1, 6), 100),
+    **dict.fromkeys(range(6, 11), 200),
+    **dict.fromkeys(range(11, 21), 300),
+}
+
+
+def split_with_categories(with_categories: bool = True):
+    views = lambda user, items, start: [(user, i, start + k, "view") for k, i in enumerate(items)]  # noqa: E731
+    rows = [
+        # user 1: months of category 100, then five views of category 200 before the test purchase
+        *views(1, [1, 2, 3, 4, 5], 0), (1, 1, 5, "buy"), *views(1, [1, 2], 6),
+        *views(1, [6, 7, 8, 9, 10], 100), (1, 6, 105, "buy"),
+        # user 2: the same amount of history, all in category 100
+        *views(2, [1, 2, 3, 4, 5], 0), (2, 2, 5, "buy"), *views(2, [3, 4], 6),
+        *views(2, [5, 1, 2, 3, 4], 100), (2, 5, 105, "buy"),
+        # user 3: too little history before the last five events
+        *views(3, [6, 7], 0), (3, 6, 2, "buy"), *views(3, [8, 9], 3), (3, 8, 5, "buy"),
+        # user 4: the rest of the catalogue
+        *views(4, range(11, 19), 0), (4, 19, 8, "buy"), *views(4, [20], 9), (4, 20, 10, "buy"),
+    ]  # fmt: skip
+    events = make_events(rows)
+    if with_categories:
+        events["category_id"] = events["item_id"].map(CATEGORY)
+    return leave_one_out(preprocess(events), n_negatives=3, seed=0)
+
+
+def test_a_move_to_a_new_category_scores_one_and_a_stable_user_zero():
+    split = split_with_categories()
+    shift = interest_shift(split, "test", recent=5, min_history=5).set_index(
+        split.data.user_ids[split.test.user]
+    )
+    assert shift.loc[1, "shift"] == pytest.approx(1.0)
+    assert shift.loc[1, "shifted"]
+    assert (shift.loc[1, "history_top_category"], shift.loc[1, "recent_top_category"]) == (100, 200)
+    assert shift.loc[2, "shift"] == pytest.approx(0.0)
+    assert not shift.loc[2, "shifted"]
+    assert shift.loc[1, "history_events"] == 8
+
+
+def test_users_with_too_little_history_are_kept_with_nan_and_not_shifted():
+    split = split_with_categories()
+    shift = interest_shift(split, "test", recent=5, min_history=5)
+    assert len(shift) == len(split.test)  # nobody dropped
+    short = shift.set_index(split.data.user_ids[split.test.user]).loc[3]
+    assert np.isnan(short["shift"]) and not short["shifted"]
+
+
+def test_the_validation_target_only_sees_events_before_it():
+    split = split_with_categories()
+    shift = interest_shift(split, "valid", recent=5, min_history=1).set_index(
+        split.data.user_ids[split.valid.user]
+    )
+    assert shift.loc[1, "history_events"] == 0  # the five views before the first purchase are all "recent"
+    assert np.isnan(shift.loc[1, "shift"])
+
+
+def test_data_without_categories_is_a_clear_error():
+    with pytest.raises(ValueError, match="category file"):
+        interest_shift(split_with_categories(with_categories=False))
+
+
+def test_on_the_synthetic_shop_detected_shifts_are_enriched_in_true_shifts():
+    shop, _, split = synthetic_split("ci", seed=0)
+    shift = interest_shift(split)
+    truth = shop.shifted_at(
+        split.data.user_ids[split.test.user], split.events["timestamp"].to_numpy()[split.test.row]
+    )
+    assert truth.any() and shift["shifted"].any()
+    assert truth[shift["shifted"]].mean() >= truth.mean()
