@@ -9,6 +9,7 @@ from recsys_helpers.metrics import (
     ndcg_gains,
     paired_comparison,
     rank_of_positive,
+    relative_gain,
 )
 
 
@@ -91,3 +92,18 @@ def test_paired_comparison_of_identical_models_is_not_significant():
 def test_paired_comparison_needs_equal_lengths():
     with pytest.raises(ValueError, match="equal length"):
         paired_comparison(np.zeros(3), np.zeros(4))
+
+
+def test_relative_gain_is_the_ratio_of_means_minus_one_with_a_ci():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.2, 0.4, size=500)
+    gain = relative_gain(1.15 * b, b)
+    assert gain.mean == pytest.approx(0.15)
+    assert gain.low == pytest.approx(0.15) and gain.high == pytest.approx(0.15)  # exact for a scaled copy
+    noisy = relative_gain(b + rng.normal(0, 0.1, size=500), b)
+    assert noisy.low < noisy.mean < noisy.high
+
+
+def test_relative_gain_rejects_a_zero_reference():
+    with pytest.raises(ValueError, match="undefined"):
+        relative_gain(np.ones(3), np.zeros(3))
