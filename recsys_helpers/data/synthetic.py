@@ -156,9 +156,13 @@ class SyntheticShop:
         """Raw ids of the users whose taste shifts in their last sessions."""
         return self.user_raw[~np.isnat(self.shift_time)]
 
+    def user_shift_time(self, user_raw: np.ndarray) -> np.ndarray:
+        """datetime64[ms][n]: when each user's taste shifts (NaT for users whose taste never does)."""
+        return self.shift_time[self._user_index(np.asarray(user_raw))]
+
     def shifted_at(self, user_raw: np.ndarray, when: np.ndarray) -> np.ndarray:
         """bool[n]: whether each user's interest had already shifted at `when` (the ground truth)."""
-        shift = self.shift_time[self._user_index(np.asarray(user_raw))]
+        shift = self.user_shift_time(user_raw)
         return ~np.isnat(shift) & (np.asarray(when, dtype="datetime64[ms]") >= shift)
 
     def oracle_scores(
