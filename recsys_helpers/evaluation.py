@@ -79,9 +79,7 @@ def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: i
     for start in range(0, len(targets), batch_size):
         stop = min(start + batch_size, len(targets))
         candidates = np.broadcast_to(all_items, (stop - start, split.n_items))
-        scores = np.asarray(
-            model.score(users[start:stop], sequences[start:stop], candidates), dtype=np.float64
-        )
+        scores = np.asarray(model.score(users[start:stop], sequences[start:stop], candidates))
         ranks[start:stop] = count_beating(scores, targets.item[start:stop], ptr[start : stop + 1], excluded)
     return ranks
 
@@ -97,4 +95,4 @@ def count_beating(
     rows = np.repeat(np.arange(n), np.diff(ptr))
     beaten[rows, excluded[ptr[0] : ptr[-1]] - 1] = False
     beaten[np.arange(n), positives - 1] = False
-    return beaten.sum(axis=1)
+    return np.count_nonzero(beaten, axis=1)
