@@ -1,12 +1,12 @@
-"""Performance report: data pipeline, training s/epoch and evaluation time, on this machine.
+"""Performance report: data pipeline, training, scoring, the machine's limit and the scaling curve.
 
-    python benchmarks/run.py            # synthetic RetailRocket scale (paper's Table 1 size)
-    python benchmarks/run.py --quick    # the course preset, in about a minute
+    python benchmarks/run.py            # synthetic RetailRocket scale (the paper's Table 1 size)
+    python benchmarks/run.py --quick    # the course preset and a small scaling curve, < 2 minutes
 
-Prints a table and writes benchmarks/results/<date>[-quick].json with the machine's description.
-Targets (2 CPU cores): synthesize + load + preprocess + split < 20 s; loading a 2.76M-row
-events.csv < 30 s; cnn_hybrid < 25 s per epoch at batch 1024; ranking 1,000 candidates for
-36,751 users < 10 s.
+Prints a table as it goes and writes benchmarks/results/<date>[-quick].json with the machine's
+description, and <date>[-quick].png with the scaling curve. What each number means:
+benchmarks/README.md. Targets (2 CPU cores): cnn_hybrid <= 20 s per epoch at batch 1024; ranking
+1,000 candidates for 36,751 users <= 8 s and >= 10x faster than the naive way; ALS <= 3 s.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +29,21 @@ import numpy as np  # noqa: E402
 
 from recsys_helpers.data import generate_shop, preprocess  # noqa: E402
 from recsys_helpers.data.loaders import load_retailrocket  # noqa: E402
+from recsys_helpers.evaluation import count_beating, evaluate  # noqa: E402
 from recsys_helpers.models import make_model  # noqa: E402
 from recsys_helpers.protocol import leave_one_out  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEARNED = ["mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid"]
+QUICK_MODELS = ["mf", "caser", "cnn_hybrid"]
+PAPER_USERS = 36_751  # users ranked in the paper's RetailRocket evaluation
+RECOBELL_RAW_EVENTS = 14_500_000
+# Scaling curve: the synthetic shop's users, casual visitors and items all multiplied by these
+# factors of a preset, so density stays the same and only the size changes.
+SCALING = {"full": ("retailrocket", (0.125, 0.5, 2.0, 5.0)), "quick": ("course", (0.5, 1.0, 2.0, 3.0))}
 
 
+# ---------------------------------------------------------------------- the machine
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -42,31 +51,112 @@ def peak_rss_mb() -> float:
 def machine() -> dict:
     import tensorflow as tf
 
-    flags = (
-        Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0]
-        if Path("/proc/cpuinfo").exists()
-        else ""
-    )
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    field = {
+        line.split(":")[0].strip(): line.split(":", 1)[1].strip()
+        for line in cpuinfo.splitlines()
+        if ":" in line
+    }
+    wanted = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    memory = Path("/proc/meminfo").read_text().split()[1] if Path("/proc/meminfo").exists() else "0"
     return {
         "cores": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_flags": sorted(
-            {f for f in flags.split() if f in ("avx", "avx2", "fma", "avx512f", "avx512_bf16")}
-        ),
+        "cpu": field.get("model name", platform.processor() or platform.machine()),
+        "cpu_flags": sorted(set(field.get("flags", "").split()) & set(wanted)),
+        "memory_gb": round(int(memory) / 2**20, 1),
         "python": sys.version.split()[0],
         "tensorflow": tf.__version__,
+        "keras": __import__("keras").__version__,
         "devices": [d.device_type for d in tf.config.list_physical_devices()],
+        "load_average_at_start": list(os.getloadavg()),
     }
+
+
+def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` float32 n x n tf.matmul calls (2 n^3 FLOPs each)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    square = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    square(a).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        square(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+# ---------------------------------------------------------------------- FLOPs
+def forward_flops(network) -> tuple[float, float]:
+    """(per user, per candidate) forward FLOPs of a built network, counted from its layer shapes.
+
+    2 x the multiply-adds of convolutions, dense layers, recurrent cells and output dot products;
+    embedding lookups and element-wise ops are not counted. Per user: the sequence encoder (run
+    once per user, shared by its candidates). Per candidate: the head or the output dot product.
+    """
+    import keras
+
+    from recsys_helpers.models.layers import CaserEncoder, ImplicitExplicitHead
+
+    per_user = per_candidate = 0.0
+    length = network.input["sequence"].shape[1]  # L, the recent items a sequence encoder reads
+    for layer in network.layers:
+        if isinstance(layer, CaserEncoder):
+            for conv in layer.horizontal:
+                height = conv.kernel.shape[0]
+                per_user += 2 * (length - height + 1) * np.prod(conv.kernel.shape)
+            if layer.vertical:
+                per_user += 2 * np.prod(layer.vertical_kernel.shape) * layer.dim
+            per_user += 2 * np.prod(layer.project.kernel.shape)
+        elif isinstance(layer, keras.layers.LSTM | keras.layers.GRU):
+            cell = layer.cell
+            per_user += 2 * length * (np.prod(cell.kernel.shape) + np.prod(cell.recurrent_kernel.shape))
+        elif isinstance(layer, ImplicitExplicitHead):
+            dense = [*layer.mlp, layer.implicit, layer.explicit_hidden, layer.explicit]
+            per_candidate += sum(2 * np.prod(d.kernel.shape) for d in dense)
+        elif layer.name == "output_items":
+            per_candidate += 2 * layer.embeddings.shape[1]
+    return float(per_user), float(per_candidate)
+
+
+def training_flops_per_example(model, split) -> float | None:
+    """FLOPs of one training row (a positive or a negative): 3 x forward (backward ~ 2 x forward).
+
+    Neural models: per_user / (1 + negatives) + per_candidate, since a user's sequence is encoded
+    once for its 1 + negatives rows. GRU4Rec: one GRU step plus logits against the batch's
+    targets and its shared negatives per target position. ALS: not counted (None).
+    """
+    if hasattr(model, "training_rows"):
+        per_user, per_candidate = forward_flops(model.network_)
+        return 3 * (per_user / (1 + model.config.negatives) + per_candidate)
+    if model.name == "gru4rec":
+        cell, dim = model.network_.gru.cell, model.config.dim
+        step = 2 * (np.prod(cell.kernel.shape) + np.prod(cell.recurrent_kernel.shape))
+        return float(3 * (step + 2 * dim * (model.config.batch_size + model.n_sample)))
+    return None
+
+
+def training_examples(model, split) -> int:
+    """Rows per epoch: positives x (1 + negatives) for the neural models, target positions for
+    GRU4Rec, training interactions for ALS."""
+    if hasattr(model, "training_rows"):
+        return len(model.training_rows(split)) * (1 + model.config.negatives)
+    if model.name == "gru4rec":
+        return int(np.count_nonzero(model.training_sequences(split)[:, 1:]))
+    return int(split.is_train.sum())
+
+
+# ---------------------------------------------------------------------- measurements
+def report(results: dict, name: str, seconds: float, **extra) -> None:
+    results[name] = {"seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss_mb())} | extra
+    print(f"{name:46s} {seconds:8.2f} s   peak RSS {results[name]['peak_rss_mb']:7.0f} MB", flush=True)
 
 
 def timed(results: dict, name: str, fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
-    results[name] = {"seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak_rss_mb())}
-    print(
-        f"{name:42s} {results[name]['seconds']:8.2f} s   peak RSS {results[name]['peak_rss_mb']:7.0f} MB",
-        flush=True,
-    )
+    report(results, name, time.perf_counter() - start)
     return out
 
 
@@ -78,66 +168,268 @@ def data_pipeline(scale: str, results: dict, folder: Path):
     split = timed(results, "leave-one-out + 999 negatives", leave_one_out, data)
     total = sum(results[k]["seconds"] for k in list(results)[-5:])
     results["data pipeline total"] = {"seconds": round(total, 2)}
-    print(f"{'data pipeline total':42s} {total:8.2f} s", flush=True)
+    print(f"{'data pipeline total':46s} {total:8.2f} s", flush=True)
     return split
 
 
 def big_load(results: dict, folder: Path, rows: int = 2_756_101) -> None:
     """A RetailRocket-sized events.csv: the synthetic shop plus casual one-to-four-event visitors."""
     shop = generate_shop("retailrocket", 1, n_casual_users=950_000)
-    events = shop.events.iloc[:rows]
-    shop.events = events
+    shop.events = shop.events.iloc[:rows]
     shop.write(folder / "big")
-    loaded = timed(results, f"load a {len(events):,}-row events.csv", load_retailrocket, folder / "big")
-    results[f"load a {len(events):,}-row events.csv"]["rows"] = len(loaded)
+    name = f"load a {len(shop.events):,}-row events.csv"
+    loaded = timed(results, name, load_retailrocket, folder / "big")
+    results[name]["rows"] = len(loaded)
 
 
-def training(split, models: list[str], results: dict, epochs: int = 2) -> None:
-    """s/epoch of each model: the fastest of `epochs` epochs (the first one also traces the graph)."""
+def training(split, models: list[str], results: dict, peak_gflops: float) -> dict:
+    """s/epoch of each model (the fastest of 2 epochs: the first also traces), examples/s and the
+    fraction of the machine's matmul peak that the training reaches. Returns the trained models."""
+    trained = {}
     for name in models:
-        model = make_model(name, epochs=epochs, verbose=0, patience=epochs)
+        model = make_model(name, epochs=2, verbose=0, patience=2)
         history = model.fit(split)
         per_epoch = min(history.seconds)
-        positives = (
-            len(model.training_rows(split)) if hasattr(model, "training_rows") else int(split.is_train.sum())
-        )
-        rows = positives * (1 + model.config.negatives) if hasattr(model, "training_rows") else positives
+        rows = training_examples(model, split)
+        flops = training_flops_per_example(model, split)
+        achieved = flops * rows / per_epoch / 1e9 if flops else None
         results[f"train {name}"] = {
             "seconds_per_epoch": round(per_epoch, 2),
             "first_epoch_seconds": round(history.seconds[0], 2),
-            "examples_per_second": round(rows / per_epoch) if per_epoch else None,
+            "examples_per_epoch": rows,
+            "examples_per_second": round(rows / per_epoch),
+            "mflop_per_example": round(flops / 1e6, 4) if flops else None,
+            "achieved_gflops": round(achieved, 1) if achieved else None,
+            "fraction_of_peak": round(achieved / peak_gflops, 3) if achieved else None,
         }
-        print(f"train {name:36s} {per_epoch:8.2f} s/epoch ({rows:,} rows)", flush=True)
-        if name == "cnn_hybrid":
-            evaluation(model, split, results)
+        share = f"{achieved:6.1f} GFLOP/s = {achieved / peak_gflops:5.1%} of peak" if achieved else ""
+        print(f"train {name:40s} {per_epoch:8.2f} s/epoch ({rows:,} rows) {share}", flush=True)
+        trained[name] = model
+    return trained
 
 
-def evaluation(model, split, results: dict, n_users: int = 36_751) -> None:
-    """Rank 1,000 candidates for n_users (test users repeated to the paper's user count)."""
+def scoring(model, split, results: dict, n_users: int, naive_users: int, full_users: int) -> None:
+    """Rank 1,000 candidates for n_users (test users repeated to the paper's user count), the same
+    with the plain network per (user, candidate) row on naive_users (extrapolated), and full
+    ranking over all items for full_users (extrapolated to all test users)."""
     users = np.resize(split.test.user, n_users)
     sequences = np.resize(split.sequences("test", 50), (n_users, 50))
     candidates = np.resize(split.test.candidates, (n_users, split.test.candidates.shape[1]))
-    timed(results, f"score {n_users:,} users x 1,000 candidates", model.score, users, sequences, candidates)
+    model.score(users[:256], sequences[:256], candidates[:256])  # trace
+    name = f"score {n_users:,} users x 1,000 candidates"
+    factored = timed(results, name, model.score, users, sequences, candidates)
+
+    seq = sequences[:, -model.config.seq_len :]
+    naive_scores(model, users[:16], seq[:16], candidates[:16])  # trace
+    start = time.perf_counter()
+    plain = naive_scores(model, users[:naive_users], seq[:naive_users], candidates[:naive_users])
+    naive_seconds = (time.perf_counter() - start) * n_users / naive_users
+    ratio = naive_seconds / results[name]["seconds"]
+    difference = float(np.abs(plain - factored[:naive_users]).max())
+    results["naive scoring (full network per row)"] = {
+        "seconds_extrapolated": round(naive_seconds, 2),
+        "users_timed": naive_users,
+        "speedup_of_factored": round(ratio, 1),
+        "max_abs_score_difference": difference,
+    }
+    label = f"naive scoring (extrapolated from {naive_users:,} users)"
+    print(
+        f"{label:46s} {naive_seconds:8.2f} s   factored is {ratio:.1f}x faster (max |diff| {difference:.1e})",
+        flush=True,
+    )
+
+    ptr, excluded = split.excluded_items("test")
+    all_items = np.broadcast_to(np.arange(1, split.n_items + 1), (full_users, split.n_items))
+    test_sequences = split.sequences("test", 50)
+    start = time.perf_counter()
+    for s in range(0, full_users, 256):
+        e = min(s + 256, full_users)
+        scores = model.score(split.test.user[s:e], test_sequences[s:e], all_items[: e - s])
+        count_beating(scores, split.test.item[s:e], ptr[s : e + 1], excluded)
+    seconds = (time.perf_counter() - start) * len(split.test) / full_users
+    results[f"full ranking, {len(split.test):,} test users x {split.n_items:,} items"] = {
+        "seconds_extrapolated": round(seconds, 2),
+        "users_timed": full_users,
+    }
+    print(
+        f"{'full ranking of all test users (from ' + f'{full_users:,})':46s} {seconds:8.2f} s "
+        f"({len(split.test):,} x {split.n_items:,} items, extrapolated)",
+        flush=True,
+    )
 
 
+def naive_scores(model, users, sequences, candidates, users_per_call: int = 16) -> np.ndarray:
+    """The naive way: the plain network once per (user, candidate) row, the user id and the
+    sequence repeated for every candidate, so the sequence encoder runs 1,000 times per user."""
+    import tensorflow as tf
+
+    if getattr(model, "_naive_fn", None) is None:
+        model._naive_fn = tf.function(lambda b: model._forward(b, factored=False), reduce_retracing=True)
+    out = []
+    for s in range(0, len(users), users_per_call):
+        block = candidates[s : s + users_per_call]
+        batch = {
+            "user": np.repeat(users[s : s + users_per_call], block.shape[1]),
+            "sequence": np.repeat(sequences[s : s + users_per_call], block.shape[1], axis=0),
+            "items": block.reshape(-1, 1),
+        }
+        scores = model._naive_fn({k: np.asarray(v, dtype=np.int32) for k, v in batch.items()})
+        out.append(scores.numpy().reshape(block.shape))
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------- scaling curve
+def scaling_point(preset: str, factor: float) -> dict:
+    """One point of the scaling curve, run in its own process so its peak RSS is its own."""
+    from recsys_helpers.data.synthetic import shop_config
+
+    base = shop_config(preset)
+    sizes = {k: max(1, round(getattr(base, k) * factor)) for k in ("n_users", "n_casual_users", "n_items")}
+    shop = generate_shop(preset, 0, **sizes)
+    split = leave_one_out(preprocess(shop.canonical_events()))
+    model = make_model("cnn_hybrid", epochs=2, verbose=0, patience=2)
+    history = model.fit(split)
+    start = time.perf_counter()
+    evaluate(model, split, "test")
+    return {
+        "factor": factor,
+        "raw_events": len(shop.events),
+        "interactions": int(split.is_train.sum()),
+        "test_users": len(split.test),
+        "items": split.n_items,
+        "epoch_seconds": round(min(history.seconds), 3),
+        "evaluation_seconds": round(time.perf_counter() - start, 3),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def loglog_slope(x, y) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def scaling(results: dict, mode: str) -> list[dict]:
+    """cnn_hybrid's epoch and evaluation time at 4 sizes, each in a fresh process; log-log slopes
+    (1 = linear) and a linear fit of peak RSS against raw events, extrapolated to Recobell."""
+    preset, factors = SCALING[mode]
+    points = []
+    for factor in factors:
+        out = subprocess.run(
+            [sys.executable, __file__, "--scaling-point", preset, str(factor)],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode:
+            raise RuntimeError(f"scaling point x{factor} of {preset!r} failed:\n{out.stderr[-2000:]}")
+        point = json.loads(out.stdout.strip().splitlines()[-1])
+        points.append(point)
+        print(
+            f"scaling x{factor:<6} {point['interactions']:>10,} interactions: "
+            f"epoch {point['epoch_seconds']:7.2f} s, evaluation {point['evaluation_seconds']:6.2f} s "
+            f"({point['test_users']:,} users), "
+            f"peak RSS {point['peak_rss_mb']:,} MB",
+            flush=True,
+        )
+    x = [p["interactions"] for p in points]
+    epoch_slope = loglog_slope(x, [p["epoch_seconds"] for p in points])
+    eval_slope = loglog_slope(x, [p["evaluation_seconds"] for p in points])
+    raw = np.array([p["raw_events"] for p in points], dtype=float)
+    rss = np.array([p["peak_rss_mb"] for p in points], dtype=float)
+    per_event, base = np.polyfit(raw, rss, 1)
+    recobell = base + per_event * RECOBELL_RAW_EVENTS
+    results["scaling"] = {
+        "model": "cnn_hybrid",
+        "preset": preset,
+        "points": points,
+        "epoch_loglog_slope": round(epoch_slope, 3),
+        "evaluation_loglog_slope": round(eval_slope, 3),
+        "rss_fit_mb": {"base": round(base), "per_million_raw_events": round(per_event * 1e6)},
+        "recobell_raw_events": RECOBELL_RAW_EVENTS,
+        "recobell_peak_rss_estimate_gb": round(recobell / 1024, 1),
+    }
+    print(f"epoch time vs interactions: log-log slope {epoch_slope:.2f} (1 = linear)", flush=True)
+    print(f"evaluation time vs interactions: log-log slope {eval_slope:.2f}", flush=True)
+    print(
+        f"peak RSS ~ {base:,.0f} MB + {per_event * 1e6:,.0f} MB per million raw events -> Recobell "
+        f"({RECOBELL_RAW_EVENTS / 1e6:.1f}M raw events): ~{recobell / 1024:.1f} GB (machine: "
+        f"{results['machine']['memory_gb']} GB)",
+        flush=True,
+    )
+    return points
+
+
+def plot_scaling(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results["scaling"]
+    points = s["points"]
+    x = np.array([p["interactions"] for p in points], dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    epoch = np.array([p["epoch_seconds"] for p in points])
+    evaluation = np.array([p["evaluation_seconds"] for p in points])
+    left.loglog(x, epoch, "o-", label=f"training epoch: slope {s['epoch_loglog_slope']:.2f}")
+    left.loglog(
+        x, evaluation, "o-", label=f"evaluation, 1,000 candidates: slope {s['evaluation_loglog_slope']:.2f}"
+    )
+    left.loglog(x, epoch[0] * x / x[0], ":", color="grey", label="linear (slope 1)")
+    left.set(xlabel="training interactions", ylabel="seconds", title="cnn_hybrid cost vs data size")
+    left.legend(fontsize=8)
+    raw = np.array([p["raw_events"] for p in points], dtype=float)
+    fit = s["rss_fit_mb"]
+    line = np.linspace(0, s["recobell_raw_events"], 50)
+    right.plot(raw / 1e6, [p["peak_rss_mb"] / 1024 for p in points], "o", label="measured peak RSS")
+    right.plot(
+        line / 1e6, (fit["base"] + fit["per_million_raw_events"] * line / 1e6) / 1024, ":", label="linear fit"
+    )
+    right.axvline(s["recobell_raw_events"] / 1e6, color="grey", lw=0.8)
+    estimate = (
+        f"Recobell, {s['recobell_raw_events'] / 1e6:.1f}M events: ~{s['recobell_peak_rss_estimate_gb']} GB"
+    )
+    right.text(0.03, 0.8, estimate, transform=right.transAxes)
+    right.set(xlabel="raw events (millions)", ylabel="peak RSS (GB)", title="memory, extrapolated")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="course scale, fewer models")
-    parser.add_argument("--models", default=",".join(LEARNED))
+    parser.add_argument("--quick", action="store_true", help="course scale, 3 models, small scaling curve")
+    parser.add_argument("--models", default=None, help="comma-separated models to train")
+    parser.add_argument("--scaling-point", nargs=2, metavar=("PRESET", "FACTOR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results: dict = {"machine": machine()}
+    if args.scaling_point:
+        print(json.dumps(scaling_point(args.scaling_point[0], float(args.scaling_point[1]))))
+        return
+    began = time.perf_counter()
+    results: dict = {"machine": machine(), "mode": "quick" if args.quick else "full"}
+    print(f"machine: {results['machine']}", flush=True)
+    peak = matmul_peak(2048 if args.quick else 4096)
+    results["matmul peak (float32, GFLOP/s)"] = round(peak, 1)
+    print(f"{'matmul peak (float32 square tf.matmul)':46s} {peak:8.1f} GFLOP/s", flush=True)
     scale = "course" if args.quick else "retailrocket"
     with tempfile.TemporaryDirectory() as tmp:
         split = data_pipeline(scale, results, Path(tmp))
         if not args.quick:
             big_load(results, Path(tmp))
-    training(split, args.models.split(","), results)
+    models = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else LEARNED)
+    trained = training(split, models, results, peak)
+    if "cnn_hybrid" in trained:
+        n_users = len(split.test) if args.quick else PAPER_USERS
+        scoring(trained["cnn_hybrid"], split, results, n_users, 256 if args.quick else 2048, 256)
+    scaling(results, "quick" if args.quick else "full")
+    results["total_seconds"] = round(time.perf_counter() - began, 1)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{dt.date.today().isoformat()}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {out}")
+    plot_scaling(results, out.with_suffix(".png"))
+    print(f"total {results['total_seconds']:.0f} s; wrote {out} and {out.with_suffix('.png').name}")
 
 
 if __name__ == "__main__":
