@@ -1,9 +1,21 @@
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from recsys_helpers.models import CNNHybrid
+from tests.helpers import synthetic_split
+
+
+@pytest.fixture(scope="module")
+def ci_split():
+    return synthetic_split("ci", seed=0)[2]
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +40,92 @@ def test_forward_flops_count_the_encoder_per_user_and_the_head_per_candidate(ben
 
 def test_a_loglog_slope_of_a_linear_cost_is_one(bench):
     assert bench.loglog_slope([1e4, 1e5, 1e6], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------- tf.distribute
+TINY = {"dim": 16, "horizontal_filters": 8, "mlp": (32, 16), "epochs": 1, "verbose": 0}
+
+# Logical CPU devices must be configured before TensorFlow initialises its devices: a fresh process.
+MIRRORED = f"""
+import json
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from recsys_helpers.models import CNNHybrid
+from recsys_helpers.models.trainer import LazyAdamTrainer, weighted_bce
+from tests.helpers import synthetic_split
+
+split = synthetic_split("ci", seed=0)[2]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+model = CNNHybrid(**{TINY!r})
+history = model.fit(split, strategy=strategy)
+scores = model.score(split.test.user[:7], split.sequences("test", 5)[:7], split.test.candidates[:7])
+try:
+    outside = CNNHybrid(**{TINY!r}).build_network(10, 20)
+    LazyAdamTrainer(outside, weighted_bce({{"implicit": 1.0}}), strategy=strategy)
+    refused = ""
+except ValueError as error:
+    refused = str(error)
+copies = [[c.numpy() for c in w.value.values] for w in model.network_.weights]
+print(json.dumps({{
+    "replicas": strategy.num_replicas_in_sync,
+    "copy_difference": max(float(np.abs(c - w[0]).max()) for w in copies for c in w),
+    "loss": history.loss,
+    "shape": list(scores.shape),
+    "finite": bool(np.isfinite(scores).all()),
+    "refused": refused,
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def mirrored_run():
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_strategy_over_two_cpu_devices_trains_to_a_finite_loss_and_scores(mirrored_run):
+    assert mirrored_run["replicas"] == 2
+    assert np.isfinite(mirrored_run["loss"]).all() and mirrored_run["loss"][0] > 0
+    assert mirrored_run["shape"] == [7, 100] and mirrored_run["finite"]
+
+
+def test_the_lazy_update_keeps_the_mirrored_copies_equal(mirrored_run):
+    assert mirrored_run["copy_difference"] == 0.0
+
+
+def test_a_network_built_outside_the_strategy_scope_is_refused_with_the_fix(mirrored_run):
+    assert "strategy.scope()" in mirrored_run["refused"]
+
+
+def test_the_default_strategy_trains_exactly_as_no_strategy(ci_split):
+    scores = []
+    for strategy in (None, tf.distribute.get_strategy()):
+        model = CNNHybrid(**TINY)
+        model.fit(ci_split, strategy=strategy)
+        scores.append(
+            model.score(
+                ci_split.test.user[:9], ci_split.sequences("test", 5)[:9], ci_split.test.candidates[:9]
+            )
+        )
+    np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_optimizer_adam_is_plain_adam_not_the_lazy_update(ci_split):
+    scores = []
+    for optimizer in ("lazy_adam", "adam"):
+        model = CNNHybrid(**TINY, optimizer=optimizer)
+        model.fit(ci_split)
+        scores.append(
+            model.score(
+                ci_split.test.user[:9], ci_split.sequences("test", 5)[:9], ci_split.test.candidates[:9]
+            )
+        )
+    assert np.abs(scores[0] - scores[1]).max() > 1e-6

@@ -43,13 +43,24 @@ class NeuralRecommender(Recommender):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
-    def fit(self, split: Split) -> History:
+    def fit(self, split: Split, strategy: tf.distribute.Strategy | None = None) -> History:
+        """Train on split (early stopping on its validation targets). strategy: a tf.distribute
+        strategy (default: the current one); the network and optimiser state are created in its
+        scope. With several replicas each batch of `config.batch_size` rows is shared among them,
+        learning rate unchanged (the rule and why: `trainer` module docstring)."""
         c = self.config
+        strategy = strategy or tf.distribute.get_strategy()
         keras.utils.set_random_seed(c.seed)
         self.n_users_, self.n_items_ = split.n_users, split.n_items
-        self.network_ = self.build_network(split.n_users, split.n_items)
+        self._score_fn = self._user_side_model = None
+        with strategy.scope():
+            self.network_ = self.build_network(split.n_users, split.n_items)
         trainer = LazyAdamTrainer(
-            self.network_, self.loss_function(), c.learning_rate, lazy=c.optimizer == "lazy_adam"
+            self.network_,
+            self.loss_function(),
+            c.learning_rate,
+            lazy=c.optimizer == "lazy_adam",
+            strategy=strategy,
         )
         rows = self.training_rows(split)
         users = split.events["user"].to_numpy()[rows].astype(np.int32)
