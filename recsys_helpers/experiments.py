@@ -110,17 +110,20 @@ def train(
     """`make_model(name, **overrides).fit(split)`, reusing a model trained before when possible.
 
     With `cache` (a folder), a trained network is saved there under a key made of the model, its
-    full configuration (verbosity aside), a fingerprint of the split (events, training mask, every
-    candidate) and of the library's model code and TensorFlow version; the next call with the same
-    key loads it instead of training again, with the history of the original run. Training is
-    seeded, so a cached model is the model a new run would train. The notebooks share one cache,
-    so the course trains each (model, seed) once; delete the folder to retrain everything.
+    full configuration and any other constructor argument (verbosity aside), a fingerprint of the
+    split (events, training mask, every candidate) and of the library's model code and TensorFlow
+    version; the next call with the same key loads it instead of training again, with the history
+    of the original run. Training is seeded, so a cached model is the model a new run would train.
+    The notebooks share one cache, so the course trains each (model, seed) once; delete the folder
+    to retrain everything.
     """
     model = make_model(name, **overrides)
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)
     config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
-    key = _fingerprint(json.dumps([name, type(model).__name__, config], sort_keys=True, default=list), split)
+    extras = {k: v for k, v in overrides.items() if k not in config and k != "verbose"}  # e.g. n_sample
+    identity = json.dumps([name, type(model).__name__, config, extras], sort_keys=True, default=list)
+    key = _fingerprint(identity, split)
     path = Path(cache) / f"{name}-{key}"
     history_file = path.with_name(path.name + ".history.json")
     if history_file.exists():

@@ -115,3 +115,10 @@ def test_the_training_cache_keys_on_the_split(tmp_path):
     for split in (one, other):
         train("caser", split, cache=tmp_path, epochs=1, verbose=0)
     assert len(list(tmp_path.glob("caser-*.keras"))) == 2
+
+
+def test_constructor_arguments_outside_the_config_are_part_of_the_key(shop_and_split, tmp_path):
+    _, split = shop_and_split
+    for n_sample in (16, 32):
+        train("gru4rec", split, cache=tmp_path, epochs=1, verbose=0, n_sample=n_sample)
+    assert len(list(tmp_path.glob("gru4rec-*.keras"))) == 2
