@@ -45,6 +45,13 @@ SCALING = {"full": ("retailrocket", (0.125, 0.5, 2.0, 5.0)), "quick": ("course",
 
 # ---------------------------------------------------------------------- the machine
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which a new program starts afresh (ru_maxrss
+    would carry over the parent's peak into a subprocess on Linux)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -150,6 +157,7 @@ def training_examples(model, split) -> int:
 # ---------------------------------------------------------------------- measurements
 def report(results: dict, name: str, seconds: float, **extra) -> None:
     results[name] = {"seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss_mb())} | extra
+    results[name]["load_average"] = round(os.getloadavg()[0], 2)  # > 2 on 2 cores: shared, slower
     print(f"{name:46s} {seconds:8.2f} s   peak RSS {results[name]['peak_rss_mb']:7.0f} MB", flush=True)
 
 
@@ -201,6 +209,7 @@ def training(split, models: list[str], results: dict, peak_gflops: float) -> dic
             "mflop_per_example": round(flops / 1e6, 4) if flops else None,
             "achieved_gflops": round(achieved, 1) if achieved else None,
             "fraction_of_peak": round(achieved / peak_gflops, 3) if achieved else None,
+            "load_average": round(os.getloadavg()[0], 2),
         }
         share = f"{achieved:6.1f} GFLOP/s = {achieved / peak_gflops:5.1%} of peak" if achieved else ""
         print(f"train {name:40s} {per_epoch:8.2f} s/epoch ({rows:,} rows) {share}", flush=True)
@@ -395,6 +404,32 @@ def plot_scaling(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------- batch sizes (gpu.sh)
+def batch_epochs(scale: str, batches: list[int], epochs: int = 2) -> dict:
+    """cnn_hybrid s/epoch at several batch sizes (rows per step, learning rate unchanged) on
+    TensorFlow's default device (the GPU when one is visible): the fastest of `epochs` epochs."""
+    import tensorflow as tf
+
+    results: dict = {"machine": machine(), "scale": scale, "model": "cnn_hybrid"}
+    results["machine"]["gpus"] = [
+        tf.config.experimental.get_device_details(g) for g in tf.config.list_physical_devices("GPU")
+    ]
+    print(f"machine: {results['machine']}", flush=True)
+    split = leave_one_out(preprocess(generate_shop(scale, 0).canonical_events()))
+    for batch in batches:
+        model = make_model("cnn_hybrid", epochs=epochs, patience=epochs, verbose=0, batch_size=batch)
+        history = model.fit(split)
+        per_epoch, rows = min(history.seconds), training_examples(model, split)
+        results[f"batch {batch}"] = {
+            "seconds_per_epoch": round(per_epoch, 2),
+            "first_epoch_seconds": round(history.seconds[0], 2),
+            "examples_per_second": round(rows / per_epoch),
+            "valid_hr@10_last_epoch": round(history.valid_hr[-1], 4) if history.valid_hr else None,
+        }
+        print(f"cnn_hybrid batch {batch:6d}: {per_epoch:7.2f} s/epoch ({rows:,} rows)", flush=True)
+    return results
+
+
 # ---------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -402,10 +437,20 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="course scale, 3 models, small scaling curve")
     parser.add_argument("--models", default=None, help="comma-separated models to train")
+    parser.add_argument("--batches", help="only cnn_hybrid s/epoch at these batch sizes, e.g. 1024,8192")
+    parser.add_argument("--scale", default="retailrocket", help="synthetic preset for --batches")
+    parser.add_argument("--json", type=Path, help="where --batches writes its JSON")
     parser.add_argument("--scaling-point", nargs=2, metavar=("PRESET", "FACTOR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_point:
         print(json.dumps(scaling_point(args.scaling_point[0], float(args.scaling_point[1]))))
+        return
+    if args.batches:
+        results = batch_epochs(args.scale, [int(b) for b in args.batches.split(",")])
+        out = args.json or RESULTS / f"{dt.date.today().isoformat()}-batches.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, default=str))
+        print(f"wrote {out}")
         return
     began = time.perf_counter()
     results: dict = {"machine": machine(), "mode": "quick" if args.quick else "full"}

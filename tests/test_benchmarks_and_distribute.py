@@ -38,6 +38,12 @@ def test_forward_flops_count_the_encoder_per_user_and_the_head_per_candidate(ben
     assert per_candidate == 2 * (48 + 6 + 36 + 6)
 
 
+def test_batch_epochs_times_cnn_hybrid_at_each_batch_size(bench):
+    results = bench.batch_epochs("ci", [256, 512], epochs=1)
+    assert results["batch 256"]["seconds_per_epoch"] > 0 and results["batch 512"]["examples_per_second"] > 0
+    assert results["machine"]["gpus"] == [] or results["machine"]["devices"]
+
+
 def test_a_loglog_slope_of_a_linear_cost_is_one(bench):
     assert bench.loglog_slope([1e4, 1e5, 1e6], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
 
