@@ -82,3 +82,17 @@ def metric_bars(summary: pd.DataFrame, metrics: tuple[str, ...] = ("hr@10", "ndc
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def training_history(history, loss_label: str = "training loss") -> plt.Figure:
+    """Loss and validation HR@10 / NDCG@10 per epoch, with the epoch early stopping kept."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(history.epoch, history.loss, marker="o")
+    axes[0].set(xlabel="epoch", ylabel=loss_label, title="loss")
+    axes[1].plot(history.epoch, history.valid_hr, marker="o", label="HR@10")
+    axes[1].plot(history.epoch, history.valid_ndcg, marker="o", label="NDCG@10")
+    axes[1].axvline(history.best_epoch, color="grey", linestyle=":", label=f"best epoch {history.best_epoch}")
+    axes[1].set(xlabel="epoch", title="validation")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig
