@@ -94,7 +94,7 @@ def interest_shift(
     target_row = np.where(owner >= 0, targets.row[np.maximum(owner, 0)], -1)
     before = rows < target_row
     is_recent = rows >= target_row - recent
-    codes, _ = pd.factorize(categories[events["item"].to_numpy()])
+    codes, category_values = pd.factorize(categories[events["item"].to_numpy()])
     counts = pd.crosstab([owner[before], is_recent[before]], codes[before], dropna=False).reindex(
         pd.MultiIndex.from_product([range(len(targets)), [False, True]]), fill_value=0
     )
@@ -104,7 +104,6 @@ def interest_shift(
     with np.errstate(invalid="ignore", divide="ignore"):
         distance = 0.5 * np.abs(latest / latest.sum(1, keepdims=True) - history / n_history[:, None]).sum(1)
     distance[n_history < min_history] = np.nan
-    category_values = pd.factorize(categories[events["item"].to_numpy()])[1]
     return pd.DataFrame(
         {
             "user": targets.user,

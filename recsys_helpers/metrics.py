@@ -90,10 +90,16 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: f
     return Estimate(float(values.mean()), float(low), float(high))
 
 
+def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """int[n_boot, n]: how often each of n users is drawn in each bootstrap resample.
+
+    Multinomial counts instead of index draws: memory-light and fast; resampled means are counts @ x / n.
+    """
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+
+
 def _resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    # Multinomial counts instead of index draws: O(n_boot * n) memory-light and fast.
-    counts = rng.multinomial(len(values), np.full(len(values), 1.0 / len(values)), size=n_boot)
-    return counts @ values / len(values)
+    return _bootstrap_counts(len(values), n_boot, rng) @ values / len(values)
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ def relative_gain(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 
     if b.mean() == 0:
         raise ValueError("relative_gain: the reference model's mean is 0, so a relative gain is undefined.")
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(len(a), np.full(len(a), 1.0 / len(a)), size=n_boot)
+    counts = _bootstrap_counts(len(a), n_boot, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = (counts @ a) / (counts @ b) - 1.0
     low, high = np.nanquantile(ratios, [0.025, 0.975])
