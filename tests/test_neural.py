@@ -1,10 +1,17 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from recsys_helpers.evaluation import evaluate
 from recsys_helpers.models import MODELS, ModelConfig, make_model
-from recsys_helpers.models.layers import CaserEncoder, Fusion, ImplicitExplicitHead, MaskedEmbedding
+from recsys_helpers.models.layers import (
+    CaserEncoder,
+    Embedding,
+    Fusion,
+    ImplicitExplicitHead,
+    MaskedEmbedding,
+)
 from recsys_helpers.models.neural import CNNHybrid, NeuralRecommender, sample_training_negatives
 from tests.helpers import synthetic_split
 
@@ -26,6 +33,29 @@ def test_caser_encoder_maps_a_sequence_image_to_one_vector():
 def test_masked_embedding_gives_padding_the_zero_vector():
     vectors = keras.ops.convert_to_numpy(MaskedEmbedding(10, 4)(np.array([[0, 3]])))
     assert np.all(vectors[0, 0] == 0) and np.any(vectors[0, 1] != 0)
+
+
+@pytest.mark.parametrize("layer_class", [Embedding, MaskedEmbedding])
+def test_embedding_lookup_reads_only_the_looked_up_rows_of_its_table(layer_class):
+    """No read of the whole table in the graph (it would make every sparse update copy it)."""
+    layer = layer_class(1000, 4)
+    layer.build((None,))
+    ids = np.array([[0, 3], [7, 3]], dtype=np.int32)
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec((None, 2), tf.int32)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert "ResourceGather" in ops and "ReadVariableOp" not in ops
+    table = layer.embeddings.numpy()
+    expected = table[ids] * (ids != 0)[..., None] if layer_class is MaskedEmbedding else table[ids]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), expected)
+
+
+def test_embedding_gradient_is_row_sparse():
+    layer = Embedding(1000, 4)
+    layer.build((None,))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(np.array([5, 5, 9], dtype=np.int32)))
+    grad = tape.gradient(loss, layer.embeddings.value)
+    assert isinstance(grad, tf.IndexedSlices) and sorted(grad.indices.numpy()) == [5, 5, 9]
 
 
 def test_product_fusion_multiplies_each_user_vector_with_each_candidate():

@@ -53,7 +53,7 @@ from keras import layers, ops
 
 from ..protocol import Split
 from .base import History, ModelConfig, Recommender, check_score_inputs
-from .layers import PACKAGE
+from .layers import PACKAGE, Embedding
 from .training import train_with_early_stopping
 
 MAX_EVENTS = 51  # events kept of a long session (its last 50 transitions), as evaluation's 50 inputs
@@ -78,12 +78,12 @@ class GRU4RecNetwork(keras.Model):
         super().__init__(**kwargs)
         self.n_items, self.dim, self.dropout_rate = n_items, dim, dropout
         self.hyperparameters = hyperparameters or {}
-        self.input_items = layers.Embedding(n_items + 1, dim, name="input_items")
+        self.input_items = Embedding(n_items + 1, dim, name="input_items")
         self.input_dropout = layers.Dropout(dropout, name="input_dropout")
         self.gru = layers.GRU(dim, return_sequences=True, name="gru")
         self.hidden_dropout = layers.Dropout(dropout, name="hidden_dropout")
-        self.output_items = layers.Embedding(n_items + 1, dim, name="output_items")
-        self.output_bias = layers.Embedding(
+        self.output_items = Embedding(n_items + 1, dim, name="output_items")
+        self.output_bias = Embedding(
             n_items + 1, 1, embeddings_initializer="zeros", name="output_bias"
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")

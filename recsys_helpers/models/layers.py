@@ -8,6 +8,7 @@ Shapes: B users in a batch, C candidate items per user, L recent items, d embedd
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 PACKAGE = "recsys_helpers"
@@ -138,7 +139,23 @@ class ImplicitExplicitHead(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskedEmbedding(layers.Embedding):
+class Embedding(layers.Embedding):
+    """keras.layers.Embedding that reads only the looked-up rows of its table.
+
+    Keras' own lookup (`ops.take`) first reads the whole table as a tensor and gathers from that
+    copy; a row-sparse update of the table in the same training step must then copy the table
+    (the read still holds its buffer), so every step costs O(table size) and an epoch grows
+    faster than the data. Gathering from the variable itself (TensorFlow's ResourceGather) reads
+    B rows and leaves the update in place. Same values and gradients (an IndexedSlices of the
+    rows) as Keras' layer; TensorFlow backend only, like the trainer.
+    """
+
+    def call(self, inputs):
+        return tf.gather(self.embeddings.value, ops.cast(inputs, "int32"))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedEmbedding(Embedding):
     """An item embedding whose padding id 0 maps to the zero vector (no mask propagation)."""
 
     def call(self, inputs):

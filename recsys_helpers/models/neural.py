@@ -27,7 +27,7 @@ from keras import layers, ops
 
 from ..protocol import Split, last_items
 from .base import CASER_DEFAULTS, History, ModelConfig, Recommender, check_score_inputs
-from .layers import CaserEncoder, Fusion, ImplicitExplicitHead, MaskedEmbedding
+from .layers import CaserEncoder, Embedding, Fusion, ImplicitExplicitHead, MaskedEmbedding
 from .trainer import LazyAdamTrainer, weighted_bce
 from .training import train_with_early_stopping
 
@@ -242,16 +242,16 @@ def sample_training_negatives(
     return out
 
 
-def _embedding(rows: int, config: ModelConfig, name: str) -> layers.Embedding:
+def _embedding(rows: int, config: ModelConfig, name: str) -> Embedding:
     """An embedding table whose looked-up rows pay an L2 penalty (per example, so updates stay sparse)."""
     reg = keras.regularizers.L2(config.embedding_l2) if config.embedding_l2 else None
-    return layers.Embedding(rows, config.dim, activity_regularizer=reg, name=name)
+    return Embedding(rows, config.dim, activity_regularizer=reg, name=name)
 
 
 def output_logits(query, items, n_items: int, width: int):
     """Caser's next-item logits: query . W[j] + b_j with a separate output table W and bias b."""
-    output_items = layers.Embedding(n_items + 1, width, name="output_items")(items)
-    bias = layers.Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(items)
+    output_items = Embedding(n_items + 1, width, name="output_items")(items)
+    bias = Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")(items)
     return ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
 
 
@@ -325,14 +325,14 @@ class ITE(NeuralRecommender):
         inputs = _inputs(c.seq_len)
         gmf = Fusion("product", name="gmf")(
             [
-                layers.Embedding(n_users, c.dim, name="users_gmf")(inputs["user"]),
-                layers.Embedding(n_items + 1, c.dim, name="items_gmf")(inputs["items"]),
+                Embedding(n_users, c.dim, name="users_gmf")(inputs["user"]),
+                Embedding(n_items + 1, c.dim, name="items_gmf")(inputs["items"]),
             ]
         )
         mlp = Fusion("concat", name="mlp_inputs")(
             [
-                layers.Embedding(n_users, c.dim, name="users_mlp")(inputs["user"]),
-                layers.Embedding(n_items + 1, c.dim, name="items_mlp")(inputs["items"]),
+                Embedding(n_users, c.dim, name="users_mlp")(inputs["user"]),
+                Embedding(n_items + 1, c.dim, name="items_mlp")(inputs["items"]),
             ]
         )
         return _two_stage_model(self.name, inputs, layers.Concatenate(name="neumf")([gmf, mlp]), c)
@@ -361,7 +361,7 @@ class Caser(NeuralRecommender):
         )(embedded)
         user_side = [z]
         if c.components != "cnn_only":
-            user_side.append(layers.Embedding(n_users, c.dim, name="users")(inputs["user"]))
+            user_side.append(Embedding(n_users, c.dim, name="users")(inputs["user"]))
         width = c.dim * len(user_side)
         query = user_side[0] if len(user_side) == 1 else layers.Concatenate(name="query")(user_side)
         logits = output_logits(query, inputs["items"], n_items, width)
