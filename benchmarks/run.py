@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick    # the course preset and a small scaling curve, < 2 minutes
 
 Prints a table as it goes and writes benchmarks/results/<date>[-quick].json with the machine's
-description, and <date>[-quick].png with the scaling curve. What each number means:
+description, and <date>[-quick].png with the scaling curve. The full run ends with the data path
+and cnn_hybrid measured directly at Recobell's size (the synthetic `recobell` preset). What each number means:
 benchmarks/README.md. Targets (2 CPU cores): cnn_hybrid <= 20 s per epoch at batch 1024; ranking
 1,000 candidates for 36,751 users <= 8 s and >= 10x faster than the naive way; ALS <= 3 s.
 """
@@ -288,28 +289,60 @@ def naive_scores(model, users, sequences, candidates, users_per_call: int = 16) 
 
 
 # ---------------------------------------------------------------------- scaling curve
-def scaling_point(preset: str, factor: float) -> dict:
-    """One point of the scaling curve, run in its own process so its peak RSS is its own."""
+def write_shop(preset: str, factor: float, folder: str) -> None:
+    """Generate the synthetic shop of `preset` with users, casual visitors and items x factor and
+    write it in the RetailRocket format (in this process: generating is not what is measured)."""
     from recsys_helpers.data.synthetic import shop_config
 
     base = shop_config(preset)
     sizes = {k: max(1, round(getattr(base, k) * factor)) for k in ("n_users", "n_casual_users", "n_items")}
-    shop = generate_shop(preset, 0, **sizes)
-    split = leave_one_out(preprocess(shop.canonical_events()))
-    model = make_model("cnn_hybrid", epochs=2, verbose=0, patience=2)
-    history = model.fit(split)
-    start = time.perf_counter()
-    evaluate(model, split, "test")
+    generate_shop(preset, 0, **sizes).write(folder)
+
+
+def scaling_point(folder: str, epochs: int = 2) -> dict:
+    """The real data path on a written shop, in a fresh process so its peak RSS is the path's own:
+    load events.csv, preprocess, leave-one-out with 999 negatives, train cnn_hybrid (the fastest
+    of `epochs` epochs), rank 1,000 candidates per test user. Seconds and peak RSS per stage."""
+    stages: dict = {}
+
+    def stage(name: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        stages[name] = {"seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak_rss_mb())}
+        return out
+
+    events = stage("load", load_retailrocket, folder)
+    data = stage("preprocess", preprocess, events)
+    raw_events = len(events)
+    del events
+    split = stage("split", leave_one_out, data)
+    del data
+    model = make_model("cnn_hybrid", epochs=epochs, verbose=0, patience=epochs)
+    history = stage("train", model.fit, split)
+    stage("evaluate", evaluate, model, split, "test")
     return {
-        "factor": factor,
-        "raw_events": len(shop.events),
+        "raw_events": raw_events,
         "interactions": int(split.is_train.sum()),
+        "users": split.n_users,
         "test_users": len(split.test),
         "items": split.n_items,
         "epoch_seconds": round(min(history.seconds), 3),
-        "evaluation_seconds": round(time.perf_counter() - start, 3),
+        "evaluation_seconds": stages["evaluate"]["seconds"],
+        "stages": stages,
         "peak_rss_mb": round(peak_rss_mb()),
     }
+
+
+def measured_point(preset: str, factor: float, epochs: int = 2) -> dict:
+    """write_shop here, then scaling_point in a fresh process; the point's JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_shop(preset, factor, tmp)
+        out = subprocess.run(
+            [sys.executable, __file__, "--scaling-point", tmp, str(epochs)], capture_output=True, text=True
+        )
+        if out.returncode:
+            raise RuntimeError(f"scaling point x{factor} of {preset!r} failed:\n{out.stderr[-2000:]}")
+        return {"preset": preset, "factor": factor} | json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def loglog_slope(x, y) -> float:
@@ -322,14 +355,7 @@ def scaling(results: dict, mode: str) -> list[dict]:
     preset, factors = SCALING[mode]
     points = []
     for factor in factors:
-        out = subprocess.run(
-            [sys.executable, __file__, "--scaling-point", preset, str(factor)],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode:
-            raise RuntimeError(f"scaling point x{factor} of {preset!r} failed:\n{out.stderr[-2000:]}")
-        point = json.loads(out.stdout.strip().splitlines()[-1])
+        point = measured_point(preset, factor)
         points.append(point)
         print(
             f"scaling x{factor:<6} {point['interactions']:>10,} interactions: "
@@ -366,6 +392,28 @@ def scaling(results: dict, mode: str) -> list[dict]:
     return points
 
 
+def recobell_size(results: dict) -> dict:
+    """The data path and cnn_hybrid measured directly at Recobell's size: the synthetic `recobell`
+    preset (Table 1's users, items and events after the filter, ~14.5M raw events), written as CSV
+    here and loaded, split, trained (2 epochs) and evaluated by a fresh process."""
+    point = measured_point("recobell", 1.0)
+    results["recobell size"] = point
+    print(
+        f"recobell size: {point['raw_events']:,} raw events -> {point['users']:,} users, "
+        f"{point['items']:,} items, {point['interactions']:,} training interactions, "
+        f"{point['test_users']:,} test users",
+        flush=True,
+    )
+    for name, stage in point["stages"].items():
+        print(f"  {name:12s} {stage['seconds']:8.2f} s   peak RSS {stage['peak_rss_mb']:7,} MB", flush=True)
+    print(
+        f"  cnn_hybrid {point['epoch_seconds']:.1f} s/epoch; peak RSS {point['peak_rss_mb'] / 1024:.1f} GB "
+        f"of the machine's {results['machine']['memory_gb']} GB",
+        flush=True,
+    )
+    return point
+
+
 def plot_scaling(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -397,6 +445,15 @@ def plot_scaling(results: dict, path: Path) -> None:
         f"Recobell, {s['recobell_raw_events'] / 1e6:.1f}M events: ~{s['recobell_peak_rss_estimate_gb']} GB"
     )
     right.text(0.03, 0.8, estimate, transform=right.transAxes)
+    if "recobell size" in results:
+        point = results["recobell size"]
+        right.plot(
+            point["raw_events"] / 1e6,
+            point["peak_rss_mb"] / 1024,
+            "*",
+            ms=12,
+            label="measured at Recobell size",
+        )
     right.set(xlabel="raw events (millions)", ylabel="peak RSS (GB)", title="memory, extrapolated")
     right.legend(fontsize=8)
     fig.tight_layout()
@@ -440,10 +497,10 @@ def main() -> None:
     parser.add_argument("--batches", help="only cnn_hybrid s/epoch at these batch sizes, e.g. 1024,8192")
     parser.add_argument("--scale", default="retailrocket", help="synthetic preset for --batches")
     parser.add_argument("--json", type=Path, help="where --batches writes its JSON")
-    parser.add_argument("--scaling-point", nargs=2, metavar=("PRESET", "FACTOR"), help=argparse.SUPPRESS)
+    parser.add_argument("--scaling-point", nargs=2, metavar=("DIR", "EPOCHS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_point:
-        print(json.dumps(scaling_point(args.scaling_point[0], float(args.scaling_point[1]))))
+        print(json.dumps(scaling_point(args.scaling_point[0], int(args.scaling_point[1]))))
         return
     if args.batches:
         results = batch_epochs(args.scale, [int(b) for b in args.batches.split(",")])
@@ -469,6 +526,8 @@ def main() -> None:
         n_users = len(split.test) if args.quick else PAPER_USERS
         scoring(trained["cnn_hybrid"], split, results, n_users, 256 if args.quick else 2048, 256)
     scaling(results, "quick" if args.quick else "full")
+    if not args.quick:
+        recobell_size(results)
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{dt.date.today().isoformat()}{'-quick' if args.quick else ''}.json"

@@ -44,6 +44,15 @@ def test_batch_epochs_times_cnn_hybrid_at_each_batch_size(bench):
     assert results["machine"]["gpus"] == [] or results["machine"]["devices"]
 
 
+def test_a_scaling_point_runs_the_data_path_from_the_written_csv_in_fresh_processes(bench):
+    point = bench.measured_point("ci", 1.0, epochs=1)
+    shop, _, split = synthetic_split("ci", seed=0)
+    assert point["raw_events"] == len(shop.events)
+    assert point["interactions"] == int(split.is_train.sum()) and point["test_users"] == len(split.test)
+    assert list(point["stages"]) == ["load", "preprocess", "split", "train", "evaluate"]
+    assert point["peak_rss_mb"] >= max(stage["peak_rss_mb"] for stage in point["stages"].values()) > 0
+
+
 def test_a_loglog_slope_of_a_linear_cost_is_one(bench):
     assert bench.loglog_slope([1e4, 1e5, 1e6], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from recsys_helpers.data import PRESETS, ShopConfig, SyntheticShop, generate_shop
+from recsys_helpers.data.synthetic import _categorical_rows
 
 
 @pytest.fixture(scope="module")
@@ -114,4 +115,17 @@ def test_write_and_read_round_trip(shop, tmp_path):
 
 
 def test_presets_exist():
-    assert {"ci", "course", "retailrocket"} <= set(PRESETS)
+    assert {"ci", "course", "retailrocket", "recobell"} <= set(PRESETS)
+
+
+def test_categorical_rows_drawn_in_chunks_equal_one_pass_and_follow_the_weights():
+    weights = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 2.0]])
+    rows = np.tile(np.arange(3), 2_000)
+    draw = lambda chunk: _categorical_rows(  # noqa: E731
+        np.random.default_rng(0), lambda r: weights[rows[r]], len(rows), chunk=chunk
+    )
+    drawn = draw(7)
+    np.testing.assert_array_equal(drawn, draw(len(rows)))
+    assert np.all(drawn[rows == 0] == 0) and np.all(drawn[rows == 1] == 2)
+    shares = np.bincount(drawn[rows == 2], minlength=3) / 2_000
+    np.testing.assert_allclose(shares, [0.25, 0.25, 0.5], atol=0.04)

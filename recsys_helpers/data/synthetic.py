@@ -31,6 +31,7 @@ by it (`SyntheticShop.oracle_scores`) is the ceiling no model can beat in expect
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ MS_PER_DAY = 86_400_000
 
 @dataclass(frozen=True)
 class ShopConfig:
-    """Knobs of the synthetic shop. Presets: `PRESETS` ("ci", "course", "retailrocket")."""
+    """Knobs of the synthetic shop. Presets: `PRESETS` ("ci", "course", "retailrocket", "recobell")."""
 
     n_users: int = 5_000
     n_casual_users: int = 1_000
@@ -108,6 +109,21 @@ PRESETS: dict[str, ShopConfig] = {
         views_mean=2.85,
         p_buy=0.09,
         p_checkout=0.32,
+    ),
+    # Recobell's size (Table 1 after the filter: 206,203 users, 118,293 items, 2,285,261 implicit,
+    # 52,786 explicit events, 2 months) with casual visitors up to ~14.5M raw events: for
+    # measuring memory and speed at that size (benchmarks/), not Recobell's behaviour.
+    "recobell": ShopConfig(
+        n_users=438_000,
+        n_casual_users=4_600_000,
+        n_items=120_000,
+        n_categories=400,
+        sessions_mean=2.2,
+        sessions_sigma=1.0,
+        views_mean=2.85,
+        p_buy=0.046,
+        p_checkout=0.32,
+        days=61.0,
     ),
 }
 
@@ -339,7 +355,8 @@ def generate_shop(scale: str | ShopConfig = "course", seed: int = 0, **overrides
     # Users: taste, activity, interest shift.
     taste = _dirichlet_rows(rng, c.taste_concentration * c.n_categories * category_share, c.n_users)
     shifted = rng.random(c.n_users) < c.shift_fraction
-    new_focus = _categorical_rows(rng, 1.0 - taste + 1e-9)  # favour categories the user ignored
+    # favour categories the user ignored
+    new_focus = _categorical_rows(rng, lambda rows: 1.0 - taste[rows] + 1e-9, c.n_users)
     shifted_taste = taste.copy()
     shifted_taste[shifted] = 0.2 * taste[shifted]
     shifted_taste[np.flatnonzero(shifted), new_focus[shifted]] += 0.8
@@ -372,8 +389,12 @@ def generate_shop(scale: str | ShopConfig = "course", seed: int = 0, **overrides
     shift_users = session_user[is_shifted]
     first = np.r_[True, shift_users[1:] != shift_users[:-1]]
     shift_time[shift_users[first]] = session_start[is_shifted][first]
-    current_taste = np.where(is_shifted[:, None], shifted_taste[session_user], taste[session_user])
-    session_intent = _categorical_rows(rng, current_taste)
+
+    def current_taste(sessions: np.ndarray) -> np.ndarray:
+        user = session_user[sessions]
+        return np.where(is_shifted[sessions, None], shifted_taste[user], taste[user])
+
+    session_intent = _categorical_rows(rng, current_taste, len(session_user))
 
     # Views: a loop over positions inside sessions, vectorised over all sessions.
     n_views = 1 + rng.poisson(c.views_mean - 1.0, size=len(session_user))
@@ -394,7 +415,7 @@ def generate_shop(scale: str | ShopConfig = "course", seed: int = 0, **overrides
     component = rng.choice(4, size=len(buys), p=[c.w_viewed, c.w_complement, c.w_intent, c.w_taste])
     last = view_ptr[buys + 1] - 1
     offset = np.minimum(rng.geometric(1.0 - c.recency_decay, size=len(buys)) - 1, n_views[buys] - 1)
-    taste_cat = _categorical_rows(rng, current_taste[buys])
+    taste_cat = _categorical_rows(rng, lambda rows: current_taste(buys[rows]), len(buys))
     decision_item = np.select(
         [component == 0, component == 1, component == 2],
         [
@@ -419,7 +440,8 @@ def generate_shop(scale: str | ShopConfig = "course", seed: int = 0, **overrides
         np.datetime64("NaT"),
     ).astype("datetime64[ms]")
 
-    user_raw = np.sort(rng.choice(1_500_000, size=c.n_users + c.n_casual_users, replace=False))
+    n_visitors = c.n_users + c.n_casual_users
+    user_raw = np.sort(rng.choice(max(1_500_000, 2 * n_visitors), size=n_visitors, replace=False))
     user_raw = rng.permutation(user_raw)
     item_raw = rng.choice(max(500_000, 4 * c.n_items), size=c.n_items, replace=False).astype(np.int64)
 
@@ -496,8 +518,16 @@ def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray, n: int) -> np.n
     return draws / draws.sum(axis=1, keepdims=True)
 
 
-def _categorical_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
-    """One category per row of `weights` (rows need not be normalised)."""
-    cum = np.cumsum(weights, axis=1)
-    u = rng.random(len(weights)) * cum[:, -1]
-    return np.minimum((cum < u[:, None]).sum(axis=1), weights.shape[1] - 1)
+def _categorical_rows(
+    rng: np.random.Generator, weights: Callable[[np.ndarray], np.ndarray], n: int, chunk: int = 16_384
+) -> np.ndarray:
+    """One category per row r < n of the matrix whose rows `weights(rows)` returns (float[len(rows),
+    K], not necessarily normalised). Rows are built a chunk at a time, so a per-session taste
+    matrix (sessions x categories, gigabytes at RetailRocket scale) never exists whole."""
+    u = rng.random(n)
+    out = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        cum = np.cumsum(weights(rows), axis=1)
+        out[rows] = np.minimum((cum < (u[rows] * cum[:, -1])[:, None]).sum(axis=1), cum.shape[1] - 1)
+    return out

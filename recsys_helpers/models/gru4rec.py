@@ -83,9 +83,7 @@ class GRU4RecNetwork(keras.Model):
         self.gru = layers.GRU(dim, return_sequences=True, name="gru")
         self.hidden_dropout = layers.Dropout(dropout, name="hidden_dropout")
         self.output_items = Embedding(n_items + 1, dim, name="output_items")
-        self.output_bias = Embedding(
-            n_items + 1, 1, embeddings_initializer="zeros", name="output_bias"
-        )
+        self.output_bias = Embedding(n_items + 1, 1, embeddings_initializer="zeros", name="output_bias")
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     def build(self, input_shape):

@@ -54,7 +54,9 @@ class MF(Recommender):
                 iterations=c.als_iterations,
                 alpha=1.0,  # alpha is already in `confidence`
                 random_state=c.seed,
-                num_threads=1,  # measured no slower than 2 threads; results are identical either way
+                # Every core: each row's solve is independent given the other side, so the factors
+                # are identical to a 1-thread run (checked bit for bit); 4.7 -> 2.8-3.4 s on 2 cores.
+                num_threads=0,
             )
             als.fit(confidence, show_progress=bool(c.verbose))
         self.user_factors_ = np.asarray(als.user_factors, dtype=np.float32)
