@@ -53,6 +53,30 @@ def test_a_scaling_point_runs_the_data_path_from_the_written_csv_in_fresh_proces
     assert point["peak_rss_mb"] >= max(stage["peak_rss_mb"] for stage in point["stages"].values()) > 0
 
 
+def test_scaling_summary_fits_linear_costs_and_takes_the_larger_memory_estimate(bench):
+    points = [
+        {
+            "interactions": n,
+            "raw_events": 2 * n,
+            "epoch_seconds": 1e-5 * n,
+            "evaluation_seconds": 2e-6 * n,
+            "stages": {"load": {"peak_rss_mb": 100 + 1e-4 * 2 * n}},
+            "peak_rss_mb": 200 + 1e-3 * n,
+        }
+        for n in (100_000, 200_000, 400_000)
+    ]
+    results = {"machine": {"memory_gb": 23.5}}
+    bench.summarise_scaling(results, "ci", points)
+    s = results["scaling"]
+    assert s["epoch_loglog_slope"] == pytest.approx(1.0) and s["evaluation_loglog_slope"] == pytest.approx(
+        1.0
+    )
+    assert s["rss_fit_mb"] == {"base": 200, "per_million_interactions": 1000}
+    after = (200 + 1e-3 * bench.RECOBELL_INTERACTIONS) / 1024
+    load = (100 + 1e-4 * bench.RECOBELL_RAW_EVENTS) / 1024
+    assert s["recobell_peak_rss_estimate_gb"] == round(max(after, load), 1) == round(after, 1)
+
+
 def test_a_loglog_slope_of_a_linear_cost_is_one(bench):
     assert bench.loglog_slope([1e4, 1e5, 1e6], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
 
