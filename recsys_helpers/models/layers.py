@@ -151,7 +151,7 @@ class Embedding(layers.Embedding):
     """
 
     def call(self, inputs):
-        return tf.gather(self.embeddings.value, ops.cast(inputs, "int32"))
+        return ops.cast(tf.gather(self.embeddings.value, ops.cast(inputs, "int32")), self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
