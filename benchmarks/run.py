@@ -5,8 +5,8 @@
 
 Prints a table as it goes and writes benchmarks/results/<date>[-quick].json with the machine's
 description, and <date>[-quick].png with the scaling curve. The full run ends with the data path
-and cnn_hybrid measured directly at Recobell's size (the synthetic `recobell` preset). What each number means:
-benchmarks/README.md. Targets (2 CPU cores): cnn_hybrid <= 20 s per epoch at batch 1024; ranking
+and cnn_hybrid measured directly at Recobell's size (the synthetic `recobell` preset). What each
+number means: benchmarks/README.md. Targets (2 CPU cores): cnn_hybrid <= 20 s per epoch at batch 1024; ranking
 1,000 candidates for 36,751 users <= 8 s and >= 10x faster than the naive way; ALS <= 3 s.
 """
 

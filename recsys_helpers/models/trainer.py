@@ -6,7 +6,9 @@ network, dominates the step time on a CPU. `LazyAdamTrainer` updates embedding t
 row-sparsely ("lazy" Adam, as in TensorFlow Addons' LazyAdam): only the rows looked up in a batch
 get their moments and values updated. This differs from Adam: moments of rows absent from a
 batch are not decayed, so a rarely seen item takes a larger step when it reappears. Every other
-weight gets Keras' own Adam. Several steps run inside one compiled call (`steps_per_call`).
+weight gets Keras' own Adam. The tables should be `layers.Embedding` (ours): Keras' own lookup
+reads the whole table, which makes each in-place row update copy it. Several steps run inside
+one compiled call (`steps_per_call`).
 
 tf.distribute: the trainer takes a strategy (default: the current one, so plain single-device
 code is unchanged). With more than one replica (MirroredStrategy over GPUs or CPU devices) each
