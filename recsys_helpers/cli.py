@@ -7,6 +7,7 @@ import json
 import sys
 
 from .data import DATASETS, PRESETS, generate_shop, load_dataset, preprocess, table1
+from .protocol import NEGATIVE_MODES, TARGET_MODES, leave_one_out, protocol_facts
 
 # The paper's Table 1 (after the >= 5-interactions filter).
 PAPER_TABLE1 = {
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--data-dir", default=None, help="folder with the raw files (default: data/<dataset>)")
     stats.add_argument("--scale", default="course", choices=sorted(PRESETS), help="synthetic preset")
     stats.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    stats.add_argument("--targets", default="interactions", choices=TARGET_MODES, help="what a target is")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     synth = commands.add_parser("synthesize", help="write the synthetic shop as RetailRocket-format files")
@@ -58,7 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
     exp.add_argument("--seeds", default="0", help="comma-separated model seeds, e.g. 0,1,2")
     exp.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
-    exp.add_argument("--negatives", default="never_interacted", choices=["never_interacted", "unbought"])
+    exp.add_argument(
+        "--negatives", default="never_interacted", choices=NEGATIVE_MODES, help="how candidates are drawn"
+    )
+    exp.add_argument(
+        "--targets",
+        default="interactions",
+        choices=TARGET_MODES,
+        help="interactions: a cart and its transaction are one target; events: the paper-literal reading",
+    )
     exp.add_argument("--epochs", type=int, default=None, help="override the maximum number of epochs")
     exp.add_argument("--no-full", action="store_true", help="skip full-ranking metrics")
     exp.add_argument("--out", required=True, help="folder for results.csv and summary.md")
@@ -82,13 +92,16 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
     models = list(MODELS) if args.models == "all" else _parse_list(args.models, "models", valid=MODELS)
     seeds = _parse_list(args.seeds, "seeds", int)
-    split, shop = load_split(args.dataset, args.data_dir, args.scale, args.split_seed, args.negatives)
+    split, shop = load_split(
+        args.dataset, args.data_dir, args.scale, args.split_seed, args.negatives, args.targets
+    )
     overrides = {"epochs": args.epochs} if args.epochs else {}
     print(
-        f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, models {', '.join(models)}"
+        f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, targets "
+        f"{args.targets}, negatives {args.negatives}, models {', '.join(models)}"
     )
     result = run_experiment(split, models, seeds, full=not args.no_full, shop=shop, verbose=0, **overrides)
-    out = write_report(result, args.out, dataset=args.dataset)
+    out = write_report(result, args.out, dataset=args.dataset, split=split)
     print(f"wrote {out / 'results.csv'} and {out / 'summary.md'}")
 
 
@@ -96,8 +109,9 @@ def cmd_stats(args: argparse.Namespace) -> None:
     options = {"scale": args.scale, "seed": args.seed} if args.dataset == "synthetic" else {}
     data = preprocess(load_dataset(args.dataset, args.data_dir, **options))
     row = table1(data)
+    facts = protocol_facts(leave_one_out(data, n_negatives=1, targets=args.targets))
     if args.json:
-        print(json.dumps(row))
+        print(json.dumps(row | facts))
         return
     reference = "retailrocket" if args.dataset == "synthetic" else args.dataset
     paper = PAPER_TABLE1[reference]
@@ -108,6 +122,13 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print(
         f"(removed: {data.report['users_removed']:,} users with < 5 interactions, "
         f"{data.report['exact_duplicates_removed']:,} exact duplicate rows)"
+    )
+    print(
+        f"\nProtocol (targets = {args.targets}): {facts['test_targets']:,} test targets, "
+        f"{facts['validation_targets']:,} validation targets\n"
+        f"  repeat targets (item touched before)        {facts['share_repeat_targets']:7.1%}\n"
+        f"  targets among the user's last 5 events      {facts['share_targets_in_last5']:7.1%}\n"
+        f"  test item = validation item                 {facts['share_test_equals_valid']:7.1%}"
     )
 
 

@@ -2,7 +2,9 @@
 
 Sampled mode ranks each target among its stored candidates (target + 999 negatives). Full mode
 ranks it among every item that the negative mode allows (Krichene & Rendle, KDD 2020): the
-negatives are then all items outside `split.excluded_items`, not a sample of them.
+negatives are then all items outside `split.excluded_items`, not a sample of them. Every
+evaluation carries the targets' repeat flags, so its summary reports the repeat and new targets
+separately beside the overall metrics (the two jobs of a shop's recommender: remind, discover).
 """
 
 from __future__ import annotations
@@ -17,34 +19,76 @@ from .protocol import Split
 SEQUENCE_LENGTH = 50  # items given to `score`; each model uses the last `input_length` of them
 
 
+GROUPS = ("repeat", "new")
+
+
 @dataclass
 class Evaluation:
-    """Per-user ranks of one model on one set of targets (same order as `split.<which>.user`)."""
+    """Per-user ranks of one model on one set of targets (same order as `split.<which>.user`).
+
+    repeat bool[n]: which targets are repeat targets (their item occurs in the user's history);
+    the metrics of each group answer "does the model remind?" and "does it discover?".
+    """
 
     ranks: np.ndarray
     full_ranks: np.ndarray | None = None
+    repeat: np.ndarray | None = None
 
-    def hr(self, k: int = 10, full: bool = False) -> float:
-        return float(hits(self._ranks(full), k).mean())
-
-    def ndcg(self, k: int = 10, full: bool = False) -> float:
-        return float(ndcg_gains(self._ranks(full), k).mean())
-
-    def ci(self, metric: str = "hr", k: int = 10, full: bool = False, seed: int = 0) -> Estimate:
-        """95% bootstrap CI over users of "hr" or "ndcg" at k."""
+    def gains(
+        self, metric: str = "hr", k: int = 10, full: bool = False, group: str | None = None
+    ) -> np.ndarray:
+        """Per-user HR@k ("hr": 1 if rank < k) or NDCG@k ("ndcg") of all targets or one group."""
+        if metric not in ("hr", "ndcg"):
+            raise ValueError(f"metric must be 'hr' or 'ndcg', got {metric!r}.")
         gains = {"hr": hits, "ndcg": ndcg_gains}[metric](self._ranks(full), k)
-        return bootstrap_ci(gains, seed=seed)
+        return gains if group is None else gains[self.group_mask(group)]
+
+    def group_mask(self, group: str) -> np.ndarray:
+        """bool[n]: the targets of `group` ("repeat" or "new")."""
+        if group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS}, got {group!r}.")
+        if self.repeat is None:
+            raise ValueError("this evaluation has no repeat/new flags; evaluate it on a Split.")
+        return self.repeat if group == "repeat" else ~self.repeat
+
+    def hr(self, k: int = 10, full: bool = False, group: str | None = None) -> float:
+        return _mean(self.gains("hr", k, full, group))
+
+    def ndcg(self, k: int = 10, full: bool = False, group: str | None = None) -> float:
+        return _mean(self.gains("ndcg", k, full, group))
+
+    def ci(
+        self, metric: str = "hr", k: int = 10, full: bool = False, seed: int = 0, group: str | None = None
+    ) -> Estimate:
+        """95% bootstrap CI over users of "hr" or "ndcg" at k (all targets or one group)."""
+        return bootstrap_ci(self.gains(metric, k, full, group), seed=seed)
 
     def summary(self, k: int = 10) -> dict[str, float]:
+        """Overall metrics, then the share of repeat targets and the metrics of each group."""
+        has_full = self.full_ranks is not None
         out = {f"hr@{k}": self.hr(k), f"ndcg@{k}": self.ndcg(k)}
-        if self.full_ranks is not None:
+        if has_full:
             out |= {f"full_hr@{k}": self.hr(k, full=True), f"full_ndcg@{k}": self.ndcg(k, full=True)}
+        if self.repeat is not None:
+            out["share_repeat"] = float(self.repeat.mean())
+            for group in GROUPS:
+                out |= {
+                    f"hr@{k}_{group}": self.hr(k, group=group),
+                    f"ndcg@{k}_{group}": self.ndcg(k, group=group),
+                }
+            if has_full:
+                out |= {f"full_hr@{k}_{group}": self.hr(k, full=True, group=group) for group in GROUPS}
         return out
 
     def _ranks(self, full: bool) -> np.ndarray:
         if full and self.full_ranks is None:
             raise ValueError("this evaluation has no full-ranking results; call evaluate(..., full=True).")
         return self.full_ranks if full else self.ranks
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean, NaN for an empty group (no warning)."""
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def model_inputs(model, split: Split, which: str) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +112,7 @@ def evaluate(
         scores = np.asarray(model.score(users[part], sequences[part], targets.candidates[part]))
         ranks[part] = rank_of_positive(scores[:, 0], scores[:, 1:])
     full_ranks = _full_ranks(model, split, which, users, sequences) if full else None
-    return Evaluation(ranks, full_ranks)
+    return Evaluation(ranks, full_ranks, targets.repeat)
 
 
 def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: int = 256) -> np.ndarray:

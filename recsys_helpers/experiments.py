@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .data import SyntheticShop
-from .evaluation import Evaluation, count_beating, evaluate
-from .metrics import bootstrap_ci, hits, ndcg_gains, paired_comparison, rank_of_positive
+from .evaluation import GROUPS, Evaluation, count_beating, evaluate
+from .metrics import bootstrap_ci, paired_comparison, rank_of_positive
 from .models import make_model
 from .models.base import History, Recommender
 from .protocol import Split
@@ -36,17 +36,23 @@ def load_split(
     scale: str = "course",
     seed: int = 0,
     negatives: str = "never_interacted",
+    targets: str = "interactions",
 ) -> tuple[Split, SyntheticShop | None]:
     """The notebooks' one-liner: load, preprocess and split a dataset (+ the shop's ground truth).
 
     The split is drawn from `seed`, so every notebook and model sees the same candidates.
+    negatives: "never_interacted" (the paper) or "hard"; targets: "interactions" (one purchase,
+    one target) or "events" (the paper-literal reading); see `protocol`.
     """
     from .data import load_dataset, load_synthetic_shop, preprocess
     from .protocol import leave_one_out
 
     options = {"scale": scale, "seed": seed} if dataset == "synthetic" else {}
     split = leave_one_out(
-        preprocess(load_dataset(dataset, data_dir, **options)), negatives=negatives, seed=seed
+        preprocess(load_dataset(dataset, data_dir, **options)),
+        negatives=negatives,
+        targets=targets,
+        seed=seed,
     )
     shop = load_synthetic_shop(scale, seed, data_dir) if dataset == "synthetic" else None
     return split, shop
@@ -59,15 +65,17 @@ class ExperimentResult:
     table: pd.DataFrame
     evaluations: dict[tuple[str, int], Evaluation] = field(default_factory=dict)
 
-    def per_user(self, model: str, metric: str = "hr", k: int = 10, full: bool = False) -> np.ndarray:
-        """Seed-averaged per-user HR@k or NDCG@k of one model: float[n_test_users]."""
-        gain = {"hr": hits, "ndcg": ndcg_gains}[metric]
+    def per_user(
+        self, model: str, metric: str = "hr", k: int = 10, full: bool = False, group: str | None = None
+    ) -> np.ndarray:
+        """Seed-averaged per-user HR@k or NDCG@k of one model: float[n_test_users] (or the users
+        of one group, "repeat" or "new")."""
         evals = [e for (name, _), e in self.evaluations.items() if name == model]
         if not evals:
             raise ValueError(
                 f"no results for model {model!r}; have {sorted({n for n, _ in self.evaluations})}."
             )
-        return np.mean([gain(e._ranks(full), k) for e in evals], axis=0)
+        return np.mean([e.gains(metric, k, full, group) for e in evals], axis=0)
 
     def paired(self, reference: str, metric: str = "hr", k: int = 10) -> pd.DataFrame:
         """`reference` minus every other model on the same users: mean difference, 95% CI, p-value."""
@@ -88,35 +96,67 @@ class ExperimentResult:
             )
         return pd.DataFrame(rows).set_index("versus")
 
-    def summary(self, full: bool = True, k: int = 10) -> pd.DataFrame:
-        """Mean over seeds with a 95% bootstrap CI over users of the seed-averaged per-user metric."""
+    def summary(self, full: bool = True, k: int = 10, groups: bool = True) -> pd.DataFrame:
+        """Mean over seeds with a 95% bootstrap CI over users of the seed-averaged per-user metric;
+        with `groups`, the share of repeat targets and the same for the repeat and new targets."""
         rows = []
         for model in dict.fromkeys(self.table["model"]):
             evals = [e for (name, _), e in self.evaluations.items() if name == model]
             row = {"model": model, "seeds": len(evals)}
-            for metric in ("hr", "ndcg"):
-                for is_full in (False, True) if full and evals[0].full_ranks is not None else (False,):
-                    est = bootstrap_ci(self.per_user(model, metric, k, is_full))
-                    prefix = "full_" if is_full else ""
-                    row[f"{prefix}{metric}@{k}"] = est.mean
-                    row[f"{prefix}{metric}@{k}_ci"] = f"[{est.low:.3f}, {est.high:.3f}]"
+            modes = (False, True) if full and evals[0].full_ranks is not None else (False,)
+            with_groups = groups and evals[0].repeat is not None
+            if with_groups:
+                row["share_repeat"] = float(evals[0].repeat.mean())
+            for group in (None, *GROUPS) if with_groups else (None,):
+                suffix = f"_{group}" if group else ""
+                for metric in ("hr", "ndcg"):
+                    for is_full in modes:
+                        est = bootstrap_ci(self.per_user(model, metric, k, is_full, group))
+                        name = f"{'full_' if is_full else ''}{metric}@{k}{suffix}"
+                        row[name] = est.mean
+                        row[f"{name}_ci"] = f"[{est.low:.3f}, {est.high:.3f}]"
             rows.append(row)
         return pd.DataFrame(rows).set_index("model")
 
 
 def train(
-    name: str, split: Split, *, cache: str | Path | None = None, **overrides
+    name: str, split: Split, *, cache: str | Path | None = None, final: bool = True, **overrides
 ) -> tuple[Recommender, History]:
-    """`make_model(name, **overrides).fit(split)`, reusing a model trained before when possible.
+    """Select on validation, then train the model that is tested (protocol: "Two fits").
 
-    With `cache` (a folder), a trained network is saved there under a key made of the model, its
-    full configuration and any other constructor argument (verbosity aside), a fingerprint of the
-    split (events, training mask, every candidate) and of the library's model code and TensorFlow
-    version; the next call with the same key loads it instead of training again, with the history
-    of the original run. Training is seeded, so a cached model is the model a new run would train.
-    The notebooks share one cache, so the course trains each (model, seed) once; delete the folder
-    to retrain everything.
+    1. The selection fit: `make_model(name, **overrides).fit(split)`, trained on the events before
+       each user's validation target and early-stopped on the validation targets; its validation
+       HR@10 / NDCG@10 are in the returned history (for models without epochs: one evaluation).
+    2. With `final` (default): the same model trained from scratch on `split.final()` (every event
+       before each user's test target) for the epoch count the selection fit chose
+       (`history.best_epoch`), without validation. This is the model returned and tested;
+       `history.final_epochs` / `final_seconds` say what it cost.
+    `final=False` returns the selection fit itself (to inspect a model on validation targets).
+
+    With `cache` (a folder), each fit is saved there under a key made of the model, its full
+    configuration and any other constructor argument (verbosity aside), a fingerprint of the split
+    it trains on (events, training rows, every candidate) and of the library's model code and
+    TensorFlow version; the next call with the same key loads it instead of training again, with
+    the history of the original run. Training is seeded, so a cached model is the model a new run
+    would train. The notebooks share one cache, so the course trains each fit once.
     """
+    if split.stage == "final":
+        raise ValueError("train() takes the selection split (load_split / leave_one_out), not split.final().")
+    model, history = _fit(name, split, cache, overrides)
+    if not history.valid_hr and len(split.valid):
+        result = evaluate(model, split, "valid")
+        history.valid_hr, history.valid_ndcg = [result.hr(10)], [result.ndcg(10)]
+    if not final:
+        return model, history
+    epochs = {"epochs": history.best_epoch} if history.epoch else {}
+    model, final_history = _fit(name, split.final(), cache, overrides | epochs)
+    history.final_epochs = len(final_history.epoch)
+    history.final_seconds = final_history.train_seconds
+    return model, history
+
+
+def _fit(name: str, split: Split, cache: str | Path | None, overrides: dict) -> tuple[Recommender, History]:
+    """`make_model(name, **overrides).fit(split)`, through the cache when there is one (see `train`)."""
     model = make_model(name, **overrides)
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)
@@ -166,11 +206,14 @@ def run_experiment(
     cache: str | Path | None = None,
     **overrides,
 ) -> ExperimentResult:
-    """Train and evaluate each model with each seed (hyper-parameter `overrides` apply to all).
+    """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
+    each seed (hyper-parameter `overrides` apply to all).
 
-    `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics, epochs,
-    train_s (seconds spent in training epochs, validation excluded; the original run's for a cached
-    model; wall time for models without epochs) and eval_s.
+    `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics with the
+    repeat/new groups (`Evaluation.summary`), valid_hr@10 (the selection fit's, at its best epoch:
+    compare it with hr@10 for the validation-test gap), epochs (the selection fit's), final_epochs,
+    train_s (seconds spent in training epochs of both fits, validation excluded; the original
+    run's for a cached model; wall time for models without epochs) and eval_s.
     """
     rows, evaluations = [], {}
     for name in models:
@@ -182,18 +225,22 @@ def run_experiment(
             result = evaluate(model, split, "test", full=full)
             eval_s = time.perf_counter() - start
             evaluations[(name, seed)] = result
+            best = (history.best_epoch or 1) - 1 if history.epoch else 0
             row = {
                 "model": name,
                 "seed": seed,
                 **result.summary(),
+                "valid_hr@10": history.valid_hr[best] if history.valid_hr else float("nan"),
                 "epochs": len(history.epoch),
+                "final_epochs": history.final_epochs,
                 "train_s": round(train_s, 2),
                 "eval_s": round(eval_s, 2),
             }
             rows.append(row)
             print(
-                f"[{name} seed {seed}] HR@10 {row['hr@10']:.4f}  NDCG@10 {row['ndcg@10']:.4f}  "
-                f"train {train_s:.1f} s  eval {eval_s:.1f} s",
+                f"[{name} seed {seed}] HR@10 {row['hr@10']:.4f} (repeat {row['hr@10_repeat']:.4f}, "
+                f"new {row['hr@10_new']:.4f})  NDCG@10 {row['ndcg@10']:.4f}  valid HR@10 "
+                f"{row['valid_hr@10']:.4f}  train {train_s:.1f} s  eval {eval_s:.1f} s",
                 flush=True,
             )
     if shop is not None:
@@ -215,7 +262,7 @@ def oracle_evaluation(
     scores = shop.oracle_scores(raw_users, when, split.data.item_ids[targets.candidates])
     ranks = rank_of_positive(scores[:, 0], scores[:, 1:])
     if not full:
-        return Evaluation(ranks)
+        return Evaluation(ranks, repeat=targets.repeat)
     ptr, excluded = split.excluded_items(which)
     all_raw = split.data.item_ids[1:]
     full_ranks = np.empty(len(targets), dtype=np.int64)
@@ -225,27 +272,50 @@ def oracle_evaluation(
             raw_users[start:stop], when[start:stop], np.broadcast_to(all_raw, (stop - start, len(all_raw)))
         )
         full_ranks[start:stop] = count_beating(s, targets.item[start:stop], ptr[start : stop + 1], excluded)
-    return Evaluation(ranks, full_ranks)
+    return Evaluation(ranks, full_ranks, targets.repeat)
 
 
-def write_report(result: ExperimentResult, out_dir: str | Path, dataset: str) -> Path:
-    """results.csv (one row per model and seed) and summary.md (mean, 95% CI, the paper's numbers)."""
+def write_report(
+    result: ExperimentResult, out_dir: str | Path, dataset: str, split: Split | None = None
+) -> Path:
+    """results.csv (one row per model and seed) and summary.md: the overall table (mean, 95% CI,
+    the paper's numbers) and the repeat/new table (share of repeat targets, each group's metrics).
+    `split` adds a line on the protocol (targets, negatives)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out / "results.csv", index=False)
     summary = result.summary()
     paper = "recobell" if dataset == "recobell" else "retailrocket"
+    by_group = [c for c in summary.columns if any(f"_{g}" in c for g in GROUPS)]
+    overall = summary.drop(columns=by_group)
     for metric in ("hr@10", "ndcg@10"):
-        summary[f"paper {metric} ({paper})"] = PAPER_TABLE2[f"{paper}_{metric}"].reindex(summary.index)
+        overall[f"paper {metric} ({paper})"] = PAPER_TABLE2[f"{paper}_{metric}"].reindex(overall.index)
+    protocol = (
+        f"Targets: {split.targets_mode}; negatives: {split.negatives}; {len(split.test):,} test users. "
+        if split is not None
+        else ""
+    )
     lines = [
         f"# Results on {dataset}",
         "",
-        "Mean over seeds; 95% bootstrap CI over test users of the seed-averaged metric. "
-        "Sampled = target vs the stored 999 negatives; full = target vs every allowed item.",
+        protocol + "Tested models are final fits (trained on every event before each user's test "
+        "target, for the epochs chosen on validation). Mean over seeds; 95% bootstrap CI over test "
+        "users of the seed-averaged metric. Sampled = target vs the stored 999 negatives; full = "
+        "target vs every allowed item.",
         "",
-        markdown_table(summary),
+        markdown_table(overall),
         "",
     ]
+    if by_group:
+        lines += [
+            "## Repeat and new targets",
+            "",
+            "repeat: the target item occurs among the user's events before it (remind); new: it "
+            "does not (discover).",
+            "",
+            markdown_table(summary[by_group]),
+            "",
+        ]
     (out / "summary.md").write_text("\n".join(lines))
     return out
 

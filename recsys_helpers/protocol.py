@@ -1,17 +1,34 @@
-"""The evaluation protocol of the paper, made precise (see DESIGN.md "The evaluation protocol").
+"""The evaluation protocol of the paper, made precise (DESIGN.md "The evaluation protocol", v2).
 
-* Test target: each user's LAST explicit event. Validation target: the explicit event before it
-  (users with >= 2 explicit events). Users without an explicit event only train.
-* Nothing after a user's test target is kept. Training events are those strictly before the
-  user's earliest held-out target (all events for train-only users).
-* Model input at prediction time: the user id and the last L items before the target.
-* Candidates: the target + `n_negatives` items drawn uniformly, without replacement, from the
-  items the user never interacted with (up to the test target), once, from a seed. With
-  `negatives="unbought"` the negatives may include items the user viewed but did not buy.
+* **Targets are explicit interactions** (`targets="interactions"`, the default): the explicit events
+  of one (user, item) within one session (a cart, then its transaction; repeated carts) form ONE
+  explicit interaction, at the row of its first explicit event, recording its strongest kind
+  (cart < purchase). The raw events stay in the history as they are. Test target: each user's
+  LAST explicit interaction; validation target: the one before it (users with >= 2). Users with
+  no explicit event only train. `targets="events"` is the paper-literal reading (every explicit
+  event counts): a cart and its transaction are then two targets, and a third of the users'
+  test item is the validation item a few minutes later.
+* **Two fits.** `split.train` (the selection fit) holds the events strictly before each user's
+  earliest held-out target: models early-stop and are tuned on the validation targets with it.
+  `split.final()` is the same split for the TESTED model: it trains on every event strictly
+  before each user's test target ("all prior interactions", as the paper), has no validation
+  targets, and is trained for the epoch count the selection fit chose. Nothing at or after a test
+  target is kept.
+* Model input at prediction time: the user id and the last L events before the target.
+* **Repeat and new targets**: a target is `repeat` when its item occurs among the user's events
+  before it (history only), else `new`; evaluations report both groups.
+* **Candidates**: the target + `n_negatives` items, drawn once from a seed and shared by every
+  model. `negatives="never_interacted"` (the paper): uniformly from items the user never
+  interacted with (up to the test target). `negatives="hard"`: every other item the user touched
+  before the target (the most recent first, up to `n_negatives`), filled up uniformly with
+  never-interacted items, so "has the user touched this item?" no longer separates the target
+  from its negatives. (`hard` replaces the former `unbought` mode, which only added viewed but
+  unbought items: `hard` adds every touched item, bought ones too.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +40,10 @@ import pandas as pd
 from .data.preprocess import PADDING_ITEM, Interactions
 from .data.schema import DataError
 
-NEGATIVE_MODES = ("never_interacted", "unbought")
+TARGET_MODES = ("interactions", "events")
+NEGATIVE_MODES = ("never_interacted", "hard")
+# Explicit event names that complete a purchase; any other explicit event (a cart) is weaker.
+PURCHASE_EVENTS = frozenset({"transaction", "order", "purchase", "buy"})
 
 
 @dataclass
@@ -31,29 +51,46 @@ class Targets:
     """Held-out targets of one kind (validation or test), one row per user.
 
     user int64[n], item int64[n], row int64[n] (the target's row in `Split.events`),
-    candidates int64[n, 1 + n_negatives] (column 0 is the target).
+    candidates int64[n, 1 + n_negatives] (column 0 is the target), repeat bool[n] (the item
+    occurs among the user's events before the target), kind str[n] (the strongest explicit
+    event of the target interaction, e.g. "transaction" for a cart that was bought).
     """
 
     user: np.ndarray
     item: np.ndarray
     row: np.ndarray
     candidates: np.ndarray
+    repeat: np.ndarray
+    kind: np.ndarray
+
+    FIELDS = ("user", "item", "row", "candidates", "repeat", "kind")
 
     def __len__(self) -> int:
         return len(self.user)
 
+    def none(self) -> Targets:
+        """No targets, with the same column shapes (the final fit has no validation targets)."""
+        return Targets(*(getattr(self, name)[:0] for name in self.FIELDS))
+
 
 @dataclass
 class Split:
-    """A leave-one-out split: events up to each test target, training events, targets."""
+    """A leave-one-out split: events up to each test target, the rows a fit trains on, targets.
+
+    stage "selection": `is_train` stops before each user's earliest held-out target (early
+    stopping and tuning on `valid`). stage "final" (`split.final()`): `is_train` is every event
+    before each user's test target and `valid` is empty (the tested model).
+    """
 
     data: Interactions
     kept_rows: np.ndarray  # int64: rows of data.events up to and including each user's test target
-    is_train: np.ndarray  # bool[len(kept_rows)]: usable for training
+    is_train: np.ndarray  # bool[len(kept_rows)]: rows this stage's fit trains on
     valid: Targets
     test: Targets
     negatives: str
     seed: int
+    targets_mode: str = "interactions"
+    stage: str = "selection"
 
     @cached_property
     def events(self) -> pd.DataFrame:
@@ -62,7 +99,7 @@ class Split:
 
     @property
     def train(self) -> pd.DataFrame:
-        """Training events (strictly before each user's earliest held-out target)."""
+        """The events this stage's fit trains on (see the class docstring)."""
         return self.events[self.is_train]
 
     @property
@@ -72,6 +109,18 @@ class Split:
     @property
     def n_items(self) -> int:
         return self.data.n_items
+
+    def final(self) -> Split:
+        """The split for the tested model: trains on every event strictly before each user's test
+        target (validation targets and the events after them included), no validation targets."""
+        if self.stage == "final":
+            return self
+        is_train = np.ones(len(self.kept_rows), dtype=bool)
+        is_train[self.test.row] = False  # a test user's kept events end at the test target
+        final = dataclasses.replace(self, is_train=is_train, valid=self.valid.none(), stage="final")
+        if "events" in self.__dict__:
+            final.__dict__["events"] = self.events
+        return final
 
     def targets(self, which: str) -> Targets:
         if which not in ("valid", "test"):
@@ -89,13 +138,20 @@ class Split:
         """Items that are not negatives for each target (CSR: ptr int64[n + 1], items int64[nnz]).
 
         For full ranking: every item outside this set (and not the target) is a negative.
+        never_interacted: every item the user touched (up to the test target). hard: only the
+        items the user first touched at or after the target (touched-before items are negatives).
         """
         targets = self.targets(which)
         user_of = self.events["user"].to_numpy()
-        keep = np.isin(user_of, targets.user)
-        if self.negatives == "unbought":
-            keep &= self.events["explicit"].to_numpy()
-        pairs = np.unique(user_of[keep] * (self.n_items + 1) + self.events["item"].to_numpy()[keep])
+        keys = user_of * (self.n_items + 1) + self.events["item"].to_numpy()
+        target_row = np.full(self.n_users, -1)
+        target_row[targets.user] = targets.row
+        keep = target_row[user_of] >= 0
+        if self.negatives == "hard":
+            first = np.zeros(len(keys), dtype=bool)
+            first[np.unique(keys, return_index=True)[1]] = True
+            keep &= first & (np.arange(len(keys)) >= target_row[user_of])
+        pairs = np.unique(keys[keep])
         pair_user, pair_item = np.divmod(pairs, self.n_items + 1)
         order = np.argsort(targets.user)
         position = np.empty_like(order)
@@ -112,9 +168,11 @@ class Split:
         out.mkdir(parents=True, exist_ok=True)
         self.data.events.to_parquet(out / "interactions.parquet", index=False)
         arrays = {
-            f"{kind}_{name}": getattr(self.targets(kind), name)
+            f"{kind}_{name}": np.asarray(
+                getattr(self.targets(kind), name), dtype=None if name != "kind" else str
+            )
             for kind in ("valid", "test")
-            for name in ("user", "item", "row", "candidates")
+            for name in Targets.FIELDS
         }
         np.savez_compressed(
             out / "split.npz",
@@ -124,9 +182,9 @@ class Split:
             is_train=self.is_train,
             **arrays,
         )
-        (out / "split.json").write_text(
-            json.dumps({"negatives": self.negatives, "seed": self.seed, "report": self.data.report})
-        )
+        meta = {"negatives": self.negatives, "seed": self.seed, "targets_mode": self.targets_mode}
+        meta |= {"stage": self.stage, "report": self.data.report}
+        (out / "split.json").write_text(json.dumps(meta))
         return out
 
     @classmethod
@@ -147,8 +205,7 @@ class Split:
             meta["report"],
         )
         targets = {
-            kind: Targets(*(arrays[f"{kind}_{n}"] for n in ("user", "item", "row", "candidates")))
-            for kind in ("valid", "test")
+            kind: Targets(*(arrays[f"{kind}_{n}"] for n in Targets.FIELDS)) for kind in ("valid", "test")
         }
         return cls(
             data,
@@ -158,6 +215,8 @@ class Split:
             targets["test"],
             meta["negatives"],
             meta["seed"],
+            meta["targets_mode"],
+            meta["stage"],
         )
 
 
@@ -178,32 +237,54 @@ def last_items(events: pd.DataFrame, rows: np.ndarray, length: int, same_session
     return np.where(valid, items[index], PADDING_ITEM)
 
 
+def explicit_interactions(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Fold explicit events into explicit interactions (one per user, session and item).
+
+    -> (row int64[m]: the row of each interaction's first explicit event, in row order;
+        kind str[m]: its strongest explicit event, a purchase event over any other).
+    """
+    rows = np.flatnonzero(events["explicit"].to_numpy())
+    names = events["event"].to_numpy()[rows].astype(str)
+    group = pd.MultiIndex.from_arrays([events["session"].to_numpy()[rows], events["item"].to_numpy()[rows]])
+    group_id = pd.factorize(group)[0]  # numbered in order of first appearance, i.e. by first row
+    first = np.diff(np.maximum.accumulate(group_id), prepend=-1) > 0
+    strength = np.isin(names, list(PURCHASE_EVENTS)).astype(np.int8)
+    strongest = np.lexsort((-strength, group_id))  # per group: the strongest first, then by row
+    kind = names[strongest[np.diff(group_id[strongest], prepend=-1) != 0]]
+    return rows[first], kind
+
+
 def leave_one_out(
     data: Interactions,
     *,
     n_negatives: int = 999,
     negatives: str = "never_interacted",
+    targets: str = "interactions",
     seed: int = 0,
 ) -> Split:
     """Split `data` by the protocol above and draw the fixed candidate sets."""
     if negatives not in NEGATIVE_MODES:
         raise ValueError(f"negatives must be one of {NEGATIVE_MODES}, got {negatives!r}.")
+    if targets not in TARGET_MODES:
+        raise ValueError(f"targets must be one of {TARGET_MODES}, got {targets!r}.")
     if n_negatives < 1:
         raise ValueError(f"n_negatives must be >= 1, got {n_negatives}.")
     events = data.events
-    users = events["user"].to_numpy()
-    explicit = events["explicit"].to_numpy()
+    users, items = events["user"].to_numpy(), events["item"].to_numpy()
     rows = np.arange(len(events))
 
-    explicit_rows = rows[explicit]
+    if targets == "interactions":
+        explicit_rows, kinds = explicit_interactions(events)
+    else:
+        explicit_rows = np.flatnonzero(events["explicit"].to_numpy())
+        kinds = events["event"].to_numpy()[explicit_rows].astype(str)
     if len(explicit_rows) == 0:
         raise DataError("no explicit events (e.g. purchases) after filtering: there is nothing to hold out.")
     explicit_users = users[explicit_rows]
     last = np.r_[explicit_users[1:] != explicit_users[:-1], True]
-    test_rows = explicit_rows[last]
     before_last = np.r_[last[1:], False] & ~last
     second = before_last & np.r_[explicit_users[1:] == explicit_users[:-1], False]
-    valid_rows = explicit_rows[second]
+    test_rows, valid_rows = explicit_rows[last], explicit_rows[second]
 
     user_start = np.searchsorted(users, np.arange(data.n_users))
     user_end = np.r_[user_start[1:], len(users)]
@@ -214,55 +295,107 @@ def leave_one_out(
     first_target[users[valid_rows]] = valid_rows
     kept = rows < cut[users]
     is_train = rows < np.minimum(first_target, cut)[users]
-
     new_row = np.cumsum(kept) - 1
 
+    keys = users * (data.n_items + 1) + items
+    unique_keys, first_row = np.unique(keys, return_index=True)
     rng = np.random.default_rng(seed)
-    exclude_mask = kept & (explicit if negatives == "unbought" else True)
-    excluded = np.unique(users[exclude_mask] * (data.n_items + 1) + events["item"].to_numpy()[exclude_mask])
-    item = events["item"].to_numpy()
+    excluded = np.unique(keys[kept])
     made = {}
-    for kind, target_rows in (("valid", valid_rows), ("test", test_rows)):
-        negs = sample_negatives(users[target_rows], excluded, data.n_items, n_negatives, rng)
-        made[kind] = Targets(
-            user=users[target_rows],
-            item=item[target_rows],
-            row=new_row[target_rows],
-            candidates=np.column_stack([item[target_rows], negs]),
+    for which, target_rows, target_kinds in (
+        ("valid", valid_rows, kinds[second]),
+        ("test", test_rows, kinds[last]),
+    ):
+        target_users = users[target_rows]
+        hard = (
+            touched_before(users, items, user_start, target_rows, n_negatives)
+            if negatives == "hard"
+            else np.zeros((len(target_rows), 0), dtype=np.int64)
         )
-    return Split(data, rows[kept], is_train[kept], made["valid"], made["test"], negatives, seed)
+        n_hard = np.count_nonzero(hard, axis=1)
+        fill = sample_negatives(target_users, excluded, data.n_items, n_negatives - n_hard, rng)
+        candidates = np.zeros((len(target_rows), 1 + n_negatives), dtype=np.int64)
+        candidates[:, 0] = items[target_rows]
+        candidates[:, 1 : 1 + hard.shape[1]] = hard
+        columns = np.arange(n_negatives)[None, :] - n_hard[:, None]
+        take = columns >= 0
+        candidates[:, 1:][take] = fill[np.nonzero(take)[0], columns[take]]
+        made[which] = Targets(
+            user=target_users,
+            item=items[target_rows],
+            row=new_row[target_rows],
+            candidates=candidates,
+            repeat=first_row[np.searchsorted(unique_keys, keys[target_rows])] < target_rows,
+            kind=target_kinds,
+        )
+    return Split(data, rows[kept], is_train[kept], made["valid"], made["test"], negatives, seed, targets)
+
+
+def touched_before(
+    users: np.ndarray, items: np.ndarray, user_start: np.ndarray, target_rows: np.ndarray, limit: int
+) -> np.ndarray:
+    """The distinct items each target's user touched before it, other than the target item, the
+    most recently touched first, at most `limit`: int64[n, <= limit], right-padded with 0.
+
+    users, items: of every event (sorted by user, time); user_start int64[n_users]: first row of
+    each user; target_rows int64[n].
+    """
+    n = len(target_rows)
+    start = user_start[users[target_rows]]
+    lengths = target_rows - start
+    owner = np.repeat(np.arange(n), lengths)
+    offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row = np.repeat(start, lengths) + offset
+    item = items[row]
+    keep = item != items[target_rows][owner]
+    owner, item, row = owner[keep], item[keep], row[keep]
+    latest = np.lexsort((-row, item, owner))  # per (target, item): the latest touch first
+    distinct = (np.diff(owner[latest], prepend=-1) != 0) | (np.diff(item[latest], prepend=-1) != 0)
+    owner, item, row = owner[latest][distinct], item[latest][distinct], row[latest][distinct]
+    recent = np.lexsort((-row, owner))
+    owner, item = owner[recent], item[recent]
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+    keep = rank < limit
+    out = np.zeros((n, min(limit, int(rank.max(initial=-1)) + 1)), dtype=np.int64)
+    out[owner[keep], rank[keep]] = item[keep]
+    return out
 
 
 def sample_negatives(
-    users: np.ndarray, excluded_pairs: np.ndarray, n_items: int, n: int, rng: np.random.Generator
+    users: np.ndarray, excluded_pairs: np.ndarray, n_items: int, n, rng: np.random.Generator
 ) -> np.ndarray:
     """`n` distinct items per user drawn uniformly from 1..n_items minus the user's excluded items.
 
-    excluded_pairs: sorted int64 keys user * (n_items + 1) + item. Returns int64[len(users), n].
+    excluded_pairs: sorted int64 keys user * (n_items + 1) + item. n: an int, or int[len(users)]
+    for a number per user. Returns int64[len(users), max(n)], each row's draws first, then 0s.
     Vectorised rejection sampling: oversample, drop excluded and repeated draws, redraw the rare
     rows that came up short.
     """
     users = np.asarray(users, dtype=np.int64)
-    out = np.zeros((len(users), n), dtype=np.int64)
-    if len(users) == 0:
+    wanted = np.broadcast_to(np.asarray(n, dtype=np.int64), users.shape)
+    out = np.zeros((len(users), int(wanted.max(initial=0))), dtype=np.int64)
+    if out.size == 0:
         return out
     n_excluded = np.bincount(excluded_pairs // (n_items + 1), minlength=users.max() + 1)[users]
-    short = n_items - n_excluded < n
-    if short.any():
-        raise DataError(
-            f"cannot draw {n} negatives for {int(short.sum())} user(s): only {n_items} items exist and "
-            f"user {int(users[short][0])} interacted with {int(n_excluded[short][0])}. Lower n_negatives."
-        )
     available = n_items - n_excluded
-    dense = n > 0.5 * available  # small catalogues: draw from the explicit complement
-    for i in np.flatnonzero(dense):  # a loop over the few users of a small catalogue only
+    short = available < wanted
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        raise DataError(
+            f"cannot draw the negatives of {int(short.sum())} target(s): user {int(users[i])} needs "
+            f"{int(wanted[i])} never-interacted items but only {int(available[i])} of the {n_items} items "
+            "are left. Lower n_negatives (or use a larger catalogue)."
+        )
+    dense = wanted > 0.5 * available  # small catalogues: draw from the explicit complement
+    for i in np.flatnonzero(dense & (wanted > 0)):  # a loop over the few users of a small catalogue only
         mine = excluded_pairs[np.searchsorted(excluded_pairs, users[i] * (n_items + 1)) :]
         mine = mine[mine < (users[i] + 1) * (n_items + 1)] - users[i] * (n_items + 1)
-        out[i] = rng.choice(np.setdiff1d(np.arange(1, n_items + 1), mine), size=n, replace=False)
-    todo = np.flatnonzero(~dense)
+        pool = np.setdiff1d(np.arange(1, n_items + 1), mine)
+        out[i, : wanted[i]] = rng.choice(pool, size=wanted[i], replace=False)
+    todo = np.flatnonzero(~dense & (wanted > 0))
     while len(todo):
         # Enough draws that the expected number of distinct allowed items exceeds n by 10%.
-        share = 1.1 * n / available[todo].min()
+        share = 1.1 * (wanted[todo] / available[todo]).max()
         draws = int(np.ceil(-n_items * np.log1p(-min(share, 0.9)))) + 32
         cand = rng.integers(1, n_items + 1, size=(len(todo), draws))
         keys = users[todo][:, None] * (n_items + 1) + cand
@@ -274,8 +407,32 @@ def sample_negatives(
         distinct = first & (ordered > 0)
         # A uniformly random subset of the distinct allowed draws: random keys, the rest last.
         order_keys = np.where(distinct, rng.random(distinct.shape), 2.0)
-        pick = np.argsort(order_keys, axis=1)[:, :n]
-        done = distinct.sum(axis=1) >= n
-        out[todo[done]] = np.take_along_axis(ordered, pick, axis=1)[done]
+        pick = np.argsort(order_keys, axis=1)[:, : out.shape[1]]
+        done = distinct.sum(axis=1) >= wanted[todo]
+        picked = np.take_along_axis(ordered, pick, axis=1)
+        picked[np.arange(out.shape[1])[None, :] >= wanted[todo][:, None]] = 0
+        out[todo[done]] = picked[done]
         todo = todo[~done]
     return out
+
+
+def protocol_facts(split: Split) -> dict:
+    """The traps of a dataset's protocol, measured on its test targets (before any training).
+
+    share_repeat_targets: test targets whose item the user touched before (a "remind" task);
+    share_targets_in_last5: test targets among the user's last 5 events (what `recently_viewed`
+    finds); share_test_equals_valid: test users whose test item is their validation item
+    (a cart and its transaction counted twice under `targets="events"`).
+    """
+    test, valid = split.test, split.valid
+    valid_item = np.zeros(split.n_users, dtype=np.int64)
+    valid_item[valid.user] = valid.item
+    in_last5 = (split.sequences("test", 5) == test.item[:, None]).any(axis=1)
+    return {
+        "targets": split.targets_mode,
+        "test_targets": len(test),
+        "validation_targets": len(valid),
+        "share_repeat_targets": float(test.repeat.mean()),
+        "share_targets_in_last5": float(in_last5.mean()),
+        "share_test_equals_valid": float((valid_item[test.user] == test.item).mean()),
+    }

@@ -9,7 +9,8 @@ T0 = np.datetime64("2015-06-01T00:00:00", "ms")
 
 
 def make_events(rows: list[tuple[int, int, float, str]]) -> pd.DataFrame:
-    """rows of (user_id, item_id, minute, event) -> canonical frame (view implicit, buy explicit)."""
+    """rows of (user_id, item_id, minute, event) -> canonical frame (view implicit; cart and buy
+    explicit, buy a purchase)."""
     user, item, minute, event = zip(*rows, strict=True)
     frame = pd.DataFrame(
         {
@@ -19,7 +20,7 @@ def make_events(rows: list[tuple[int, int, float, str]]) -> pd.DataFrame:
             "event": list(event),
         }
     )
-    return finalize_events(frame, explicit_events=["buy"], implicit_events=["view"], source="test")
+    return finalize_events(frame, explicit_events=["cart", "buy"], implicit_events=["view"], source="test")
 
 
 def synthetic_split(scale: str = "ci", seed: int = 0, n_negatives: int = 99, **knobs):

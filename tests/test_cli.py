@@ -2,16 +2,46 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
+
 from recsys_helpers.cli import main
 
 
-def test_stats_json_prints_the_table1_keys(capsys, tmp_path):
-    assert (
-        main(["stats", "--dataset", "synthetic", "--scale", "ci", "--data-dir", str(tmp_path), "--json"]) == 0
-    )
-    row = json.loads(capsys.readouterr().out)
-    assert set(row) == {"users", "items", "implicit", "explicit", "sparsity"}
+def stats_json(tmp_path, capsys, *extra) -> dict:
+    argv = ["stats", "--dataset", "synthetic", "--scale", "ci", "--data-dir", str(tmp_path), "--json"]
+    assert main([*argv, *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_stats_json_prints_the_table1_keys_and_the_protocol_facts(capsys, tmp_path):
+    row = stats_json(tmp_path, capsys)
+    assert {"users", "items", "implicit", "explicit", "sparsity"} <= set(row)
     assert row["users"] > 0 and 0 < row["sparsity"] < 1
+    facts = ("share_repeat_targets", "share_targets_in_last5", "share_test_equals_valid")
+    assert all(0 <= row[key] <= 1 for key in facts)
+
+
+def test_stats_shows_the_doubled_targets_of_the_paper_literal_reading(capsys, tmp_path):
+    folded = stats_json(tmp_path, capsys)
+    literal = stats_json(tmp_path, capsys, "--targets", "events")
+    assert folded["targets"] == "interactions" and literal["targets"] == "events"
+    assert literal["share_test_equals_valid"] > 0.2 > 0.05 > folded["share_test_equals_valid"]
+
+
+def test_experiment_reports_repeat_and_new_targets(capsys, tmp_path):
+    out = tmp_path / "out"
+    argv = ["experiment", "--dataset", "synthetic", "--scale", "ci", "--data-dir", str(tmp_path)]
+    argv += ["--models", "popularity,recently_viewed", "--negatives", "hard", "--out", str(out)]
+    assert main(argv) == 0
+    table = pd.read_csv(out / "results.csv").set_index("model")
+    columns = ["share_repeat", "hr@10_repeat", "ndcg@10_repeat", "hr@10_new", "ndcg@10_new"]
+    assert set(columns + ["full_hr@10_repeat", "full_hr@10_new", "valid_hr@10"]) <= set(table.columns)
+    floor = table.loc["recently_viewed"]
+    assert 0 < floor["share_repeat"] < 1
+    # Under hard negatives the user's touched items are negatives: the floor only finds repeats.
+    assert floor["hr@10_repeat"] > 0.8 > 0.2 > floor["hr@10_new"]
+    summary = (out / "summary.md").read_text()
+    assert "negatives: hard" in summary and "## Repeat and new targets" in summary
 
 
 def test_stats_table_shows_the_papers_numbers_beside_ours(capsys, tmp_path):
@@ -48,6 +78,14 @@ def test_bad_arguments_are_one_readable_line(capsys):
     assert main_exit(["stats", "--dataset", "movielens"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid choice" in err
+
+
+def test_unknown_targets_or_negatives_are_one_readable_line(capsys):
+    base = ["experiment", "--dataset", "synthetic", "--out", "unused"]
+    for flag, value in (("--targets", "sessions"), ("--negatives", "unbought")):
+        assert main_exit([*base, flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "invalid choice" in err and value in err
 
 
 def main_exit(argv) -> int:

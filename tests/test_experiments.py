@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,11 +103,11 @@ def test_the_training_cache_reloads_the_same_model_and_keys_on_the_config(shop_a
     _, split = shop_and_split
     model, history = train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=0, verbose=0)
     again, cached_history = train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=0, verbose=1)
-    assert len(list(tmp_path.glob("*.keras"))) == 1  # verbosity is not part of the key
+    assert len(list(tmp_path.glob("*.keras"))) == 2  # the selection and the final fit; not verbosity
     assert cached_history == history
     assert (evaluate(again, split).ranks == evaluate(model, split).ranks).all()
     train("cnn_hybrid", split, cache=tmp_path, epochs=2, seed=1, verbose=0)
-    assert len(list(tmp_path.glob("*.keras"))) == 2  # another seed is another model
+    assert len(list(tmp_path.glob("*.keras"))) == 4  # another seed is another model
 
 
 def test_the_training_cache_keys_on_the_split(tmp_path):
@@ -114,11 +115,30 @@ def test_the_training_cache_keys_on_the_split(tmp_path):
     _, _, other = synthetic_split("ci", seed=1)
     for split in (one, other):
         train("caser", split, cache=tmp_path, epochs=1, verbose=0)
-    assert len(list(tmp_path.glob("caser-*.keras"))) == 2
+    assert len(list(tmp_path.glob("caser-*.keras"))) == 4
 
 
 def test_constructor_arguments_outside_the_config_are_part_of_the_key(shop_and_split, tmp_path):
     _, split = shop_and_split
     for n_sample in (16, 32):
         train("gru4rec", split, cache=tmp_path, epochs=1, verbose=0, n_sample=n_sample)
-    assert len(list(tmp_path.glob("gru4rec-*.keras"))) == 2
+    assert len(list(tmp_path.glob("gru4rec-*.keras"))) == 4
+
+
+def test_the_tested_model_is_trained_on_everything_before_the_test_target(shop_and_split):
+    _, split = shop_and_split
+    model, history = train("popularity", split)
+    final_items = split.final().train["item"].to_numpy()
+    assert (model.item_counts_ == np.bincount(final_items, minlength=split.n_items + 1)).all()
+    selection, _ = train("popularity", split, final=False)
+    assert selection.item_counts_.sum() == len(split.train) < len(final_items)
+    assert len(history.valid_hr) == 1  # a model without epochs is evaluated once on validation
+
+
+def test_the_final_fit_runs_the_epochs_the_selection_fit_chose(shop_and_split):
+    _, split = shop_and_split
+    model, history = train("ite", split, epochs=4, patience=1, seed=0, verbose=0)
+    assert history.final_epochs == history.best_epoch == model.config.epochs
+    assert len(history.epoch) == min(4, history.best_epoch + 1)  # patience 1 after the best epoch
+    with pytest.raises(ValueError, match="not split.final"):
+        train("ite", split.final())

@@ -107,10 +107,13 @@ class History:
     valid_ndcg: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     best_epoch: int | None = None
+    final_epochs: int | None = None  # epochs of the tested fit on split.final() (experiments.train)
+    final_seconds: float = 0.0  # its training time
 
     @property
     def train_seconds(self) -> float:
-        return float(sum(self.seconds))
+        """Seconds spent in training epochs: the selection fit's plus the final fit's."""
+        return float(sum(self.seconds)) + self.final_seconds
 
 
 class Recommender(ABC):
