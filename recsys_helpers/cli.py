@@ -101,7 +101,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         f"{args.targets}, negatives {args.negatives}, models {', '.join(models)}"
     )
     result = run_experiment(split, models, seeds, full=not args.no_full, shop=shop, verbose=0, **overrides)
-    out = write_report(result, args.out, dataset=args.dataset, split=split)
+    out = write_report(result, args.out, dataset=args.dataset)
     print(f"wrote {out / 'results.csv'} and {out / 'summary.md'}")
 
 

@@ -64,6 +64,29 @@ class ExperimentResult:
 
     table: pd.DataFrame
     evaluations: dict[tuple[str, int], Evaluation] = field(default_factory=dict)
+    models: dict[tuple[str, int], Recommender] = field(default_factory=dict)  # the tested models
+    split: Split | None = None
+    shop: SyntheticShop | None = None
+
+    def evaluate_on(self, split: Split, full: bool = True) -> ExperimentResult:
+        """The same tested models (and oracle) ranked against another candidate set of the same test
+        targets, e.g. `negatives="hard"`: models are not retrained, only re-scored."""
+        mine = self.split.test if self.split is not None else None
+        if mine is None or not (
+            np.array_equal(mine.row, split.test.row) and np.array_equal(mine.item, split.test.item)
+        ):
+            raise ValueError(
+                "evaluate_on needs a split of the same data with the same test targets (same dataset, "
+                "seed and targets mode; only `negatives` may differ)."
+            )
+        rows, evaluations = [], {}
+        for key, model in self.models.items():
+            evaluations[key] = evaluate(model, split, "test", full=full)
+        if self.shop is not None:
+            evaluations[("oracle", 0)] = oracle_evaluation(self.shop, split, full=full)
+        for (name, seed), result in evaluations.items():
+            rows.append({"model": name, "seed": seed, **result.summary()})
+        return ExperimentResult(pd.DataFrame(rows), evaluations, self.models, split, self.shop)
 
     def per_user(
         self, model: str, metric: str = "hr", k: int = 10, full: bool = False, group: str | None = None
@@ -215,7 +238,7 @@ def run_experiment(
     train_s (seconds spent in training epochs of both fits, validation excluded; the original
     run's for a cached model; wall time for models without epochs) and eval_s.
     """
-    rows, evaluations = [], {}
+    rows, evaluations, trained = [], {}, {}
     for name in models:
         for seed in seeds:
             start = time.perf_counter()
@@ -225,6 +248,7 @@ def run_experiment(
             result = evaluate(model, split, "test", full=full)
             eval_s = time.perf_counter() - start
             evaluations[(name, seed)] = result
+            trained[(name, seed)] = model
             best = (history.best_epoch or 1) - 1 if history.epoch else 0
             row = {
                 "model": name,
@@ -249,7 +273,7 @@ def run_experiment(
         rows.append(
             {"model": "oracle", "seed": 0, **result.summary(), "epochs": 0, "train_s": 0.0, "eval_s": 0.0}
         )
-    return ExperimentResult(pd.DataFrame(rows), evaluations)
+    return ExperimentResult(pd.DataFrame(rows), evaluations, trained, split, shop)
 
 
 def oracle_evaluation(
@@ -275,21 +299,35 @@ def oracle_evaluation(
     return Evaluation(ranks, full_ranks, targets.repeat)
 
 
-def write_report(
-    result: ExperimentResult, out_dir: str | Path, dataset: str, split: Split | None = None
-) -> Path:
+def table2(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Overall columns of `ExperimentResult.summary()` (means and CIs) beside the paper's Table 2
+    numbers for `dataset` (RetailRocket's for the synthetic shop)."""
+    paper = "recobell" if dataset == "recobell" else "retailrocket"
+    grouped = [c for c in summary.columns if any(f"_{group}" in c for group in GROUPS)]
+    table = summary.drop(columns=grouped)
+    for metric in ("hr@10", "ndcg@10"):
+        table[f"paper {metric} ({paper})"] = PAPER_TABLE2[f"{paper}_{metric}"].reindex(table.index)
+    return table
+
+
+def group_columns(summary: pd.DataFrame) -> list[str]:
+    """The repeat/new view of `ExperimentResult.summary()`: share_repeat, then per group HR@10 with
+    its CI, NDCG@10 and full-ranking HR@10 (those present)."""
+    wanted = ["share_repeat"]
+    for group in GROUPS:
+        wanted += [f"hr@10_{group}", f"hr@10_{group}_ci", f"ndcg@10_{group}", f"full_hr@10_{group}"]
+    return [c for c in wanted if c in summary.columns]
+
+
+def write_report(result: ExperimentResult, out_dir: str | Path, dataset: str) -> Path:
     """results.csv (one row per model and seed) and summary.md: the overall table (mean, 95% CI,
     the paper's numbers) and the repeat/new table (share of repeat targets, each group's metrics).
-    `split` adds a line on the protocol (targets, negatives)."""
+    The result's split gives a line on the protocol (targets, negatives)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out / "results.csv", index=False)
     summary = result.summary()
-    paper = "recobell" if dataset == "recobell" else "retailrocket"
-    by_group = [c for c in summary.columns if any(f"_{g}" in c for g in GROUPS)]
-    overall = summary.drop(columns=by_group)
-    for metric in ("hr@10", "ndcg@10"):
-        overall[f"paper {metric} ({paper})"] = PAPER_TABLE2[f"{paper}_{metric}"].reindex(overall.index)
+    by_group, split = group_columns(summary), result.split
     protocol = (
         f"Targets: {split.targets_mode}; negatives: {split.negatives}; {len(split.test):,} test users. "
         if split is not None
@@ -303,7 +341,7 @@ def write_report(
         "users of the seed-averaged metric. Sampled = target vs the stored 999 negatives; full = "
         "target vs every allowed item.",
         "",
-        markdown_table(overall),
+        markdown_table(table2(summary, dataset)),
         "",
     ]
     if by_group:

@@ -5,6 +5,7 @@ import pytest
 from recsys_helpers.cli import main
 from recsys_helpers.evaluation import evaluate
 from recsys_helpers.experiments import markdown_table, oracle_evaluation, run_experiment, train, write_report
+from recsys_helpers.protocol import leave_one_out
 from tests.helpers import synthetic_split
 
 
@@ -142,3 +143,17 @@ def test_the_final_fit_runs_the_epochs_the_selection_fit_chose(shop_and_split):
     assert len(history.epoch) == min(4, history.best_epoch + 1)  # patience 1 after the best epoch
     with pytest.raises(ValueError, match="not split.final"):
         train("ite", split.final())
+
+
+def test_the_same_models_can_be_rescored_on_hard_negatives(shop_and_split):
+    shop, split = shop_and_split
+    result = run_experiment(split, ["popularity", "recently_viewed"], [0], shop=shop)
+    hard_split = leave_one_out(split.data, n_negatives=99, negatives="hard", seed=0)
+    hard = result.evaluate_on(hard_split)
+    assert list(hard.table["model"]) == ["popularity", "recently_viewed", "oracle"]
+    assert hard.models["recently_viewed", 0] is result.models["recently_viewed", 0]  # not retrained
+    floor, floor_hard = (r.summary().loc["recently_viewed"] for r in (result, hard))
+    assert floor_hard["hr@10_new"] < floor["hr@10_new"]  # touched items now compete with new targets
+    other_targets = leave_one_out(split.data, n_negatives=99, targets="events", seed=0)
+    with pytest.raises(ValueError, match="same test targets"):
+        result.evaluate_on(other_targets)
