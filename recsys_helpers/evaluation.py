@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .metrics import Estimate, bootstrap_ci, hits, ndcg_gains, rank_of_positive
 from .protocol import Split
@@ -140,3 +141,19 @@ def count_beating(
     beaten[rows, excluded[ptr[0] : ptr[-1]] - 1] = False
     beaten[np.arange(n), positives - 1] = False
     return np.count_nonzero(beaten, axis=1)
+
+
+def comparison_table(evaluations: dict[str, Evaluation], k: int = 10) -> pd.DataFrame:
+    """One row per model (the dict's keys, in order): HR@k with its 95% CI, NDCG@k, full-ranking
+    HR@k (when computed), the share of repeat targets and HR@k of the repeat and new targets."""
+    rows = {}
+    for name, result in evaluations.items():
+        est = result.ci("hr", k)
+        row = {f"hr@{k}": est.mean, "ci": f"[{est.low:.3f}, {est.high:.3f}]", f"ndcg@{k}": result.ndcg(k)}
+        if result.full_ranks is not None:
+            row[f"full_hr@{k}"] = result.hr(k, full=True)
+        if result.repeat is not None:
+            row["share_repeat"] = float(result.repeat.mean())
+            row |= {f"hr@{k}_{group}": result.hr(k, group=group) for group in GROUPS}
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from recsys_helpers.evaluation import count_beating, evaluate
+from recsys_helpers.evaluation import Evaluation, comparison_table, count_beating, evaluate
 from tests.helpers import synthetic_split
 
 
@@ -41,3 +42,19 @@ def test_a_constant_model_ranks_every_target_last():
     allowed = split.n_items - np.diff(ptr)  # the target itself is among the excluded (own) items
     assert (result.full_ranks == allowed).all()
     assert result.hr(10, full=True) == 0.0
+
+
+def test_comparison_table_splits_hr_into_repeat_and_new_targets():
+    ranks = np.array([0, 20, 3, 50])  # hits: yes, no, yes, no
+    repeat = np.array([True, True, False, False])
+    table = comparison_table({"m": Evaluation(ranks, repeat=repeat)})
+    row = table.loc["m"]
+    assert (row["hr@10"], row["share_repeat"], row["hr@10_repeat"], row["hr@10_new"]) == (0.5, 0.5, 0.5, 0.5)
+    assert row["ci"].startswith("[") and "full_hr@10" not in table.columns
+
+
+def test_an_empty_group_is_nan_not_an_error():
+    result = Evaluation(np.array([0, 1]), repeat=np.array([True, True]))
+    assert result.hr(10, group="repeat") == 1.0 and np.isnan(result.hr(10, group="new"))
+    with pytest.raises(ValueError, match="group must be"):
+        result.hr(10, group="old")
