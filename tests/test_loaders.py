@@ -442,3 +442,41 @@ def test_real_recobell_excerpts_match_their_documented_counts(tmp_path):
     }
     assert events["user_id"].nunique() == 66 + 162 - 16  # 16 uids are in both excerpts
     assert events["timestamp"].min() == pd.Timestamp("2016-09-15 08:52:55.878")
+
+
+# ---------------------------------------------------------------------- time units
+def test_retailrocket_file_written_in_seconds_is_refused_with_the_fix(tmp_path):
+    folder = write_events(tmp_path, HEADER + "1433221332,1,view,2,\n1433221400,1,transaction,2,7\n")
+    with pytest.raises(
+        DataError, match=r"events\.csv: every timestamp falls outside 1990-2100 \(1970-01-17.*milliseconds"
+    ):
+        load_retailrocket(folder)
+
+
+def test_recobell_times_in_1970_are_refused(tmp_path):
+    old = VIEW.format(uid="1dbe8cd").replace("2016-09-29", "1970-01-17")
+    shutil.copy(FIXTURES / "recobell" / "site_order_log.csv000", tmp_path)
+    (tmp_path / "site_order_log.csv000").write_text(
+        (tmp_path / "site_order_log.csv000").read_text().replace("2016-", "1970-")
+    )
+    (tmp_path / "site_view_log.csv000").write_text(old)
+    with pytest.raises(DataError, match=r"every timestamp falls outside 1990-2100"):
+        load_recobell(tmp_path)
+
+
+def test_own_events_with_the_wrong_unit_are_refused_and_a_few_bad_times_warned(tmp_path):
+    path = tmp_path / "shop.parquet"
+    frame = {"who": [1, 1], "what": [5, 6], "when": [1_700_000_000, 1_700_000_060], "kind": ["look", "buy"]}
+    pd.DataFrame(frame).to_parquet(path)
+    with pytest.raises(DataError, match=r"shop\.parquet: every timestamp falls outside.*timestamp_unit='s'"):
+        load_shop(path, timestamp_unit="ms")
+    frame["when"] = [1_700_000_000, 60]  # one row in 1970
+    pd.DataFrame(frame).to_parquet(path)
+    with pytest.warns(UserWarning, match=r"1 of 2 timestamps fall outside 1990-2100 \(first at data row 2"):
+        events = load_shop(path, timestamp_unit="s")
+    assert len(events) == 2  # kept, not dropped
+
+
+def test_the_synthetic_shop_lies_in_the_plausible_window(tmp_path):
+    events = load_dataset("synthetic", tmp_path, scale="ci", seed=0)
+    assert events["timestamp"].min() >= pd.Timestamp("1990-01-01")

@@ -11,12 +11,15 @@ dataset (real, generic or synthetic) passes the same gate.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 CANONICAL_COLUMNS = ["user_id", "item_id", "timestamp", "event", "explicit"]
+# Event logs of online shops fall in this window; times outside it mean a wrong time unit.
+PLAUSIBLE_TIMES = (np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms"))
 OPTIONAL_COLUMNS = ["category_id", "top_category_id"]
 
 
@@ -65,6 +68,29 @@ def parse_timestamps(values: pd.Series, column: str, source: str, unit: str | No
     return parsed.to_numpy().astype("datetime64[ms]")
 
 
+def check_time_range(times: np.ndarray, source: str) -> None:
+    """Refuse times that all fall outside 1990-2100 (a wrong unit: epoch seconds read as
+    milliseconds put every event in January 1970); warn, naming the count and the first data row,
+    when only some do."""
+    outside = (times < PLAUSIBLE_TIMES[0]) | (times >= PLAUSIBLE_TIMES[1])
+    if not outside.any():
+        return
+    row = int(np.flatnonzero(outside)[0])
+    span = f"{times.min().astype('datetime64[s]')} .. {times.max().astype('datetime64[s]')}"
+    fix = (
+        "Check the time unit: RetailRocket's events.csv holds epoch milliseconds, so a file converted "
+        "with epoch seconds must be multiplied by 1000; for load_dataset('events', ...) pass "
+        "timestamp_unit='s' or 'ms' to match the numbers."
+    )
+    if outside.all():
+        raise DataError(f"{source}: every timestamp falls outside 1990-2100 ({span}). {fix}")
+    warnings.warn(
+        f"{source}: {int(outside.sum()):,} of {len(times):,} timestamps fall outside 1990-2100 (first at "
+        f"data row {row + 1}: {times[row]}); they are kept. {fix}",
+        stacklevel=3,
+    )
+
+
 def finalize_events(
     frame: pd.DataFrame,
     *,
@@ -81,6 +107,7 @@ def finalize_events(
     require_columns(frame, ["user_id", "item_id", "timestamp", "event"], source)
     if len(frame) == 0:
         raise DataError(f"{source}: no events found. Check that the file is the right one and not empty.")
+    check_time_range(frame["timestamp"].to_numpy().astype("datetime64[ms]"), source)
     explicit_events, implicit_events = list(explicit_events), list(implicit_events)
     known = explicit_events + implicit_events
     event = frame["event"].astype(str)
