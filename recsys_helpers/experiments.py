@@ -299,6 +299,20 @@ def oracle_evaluation(
     return Evaluation(ranks, full_ranks, targets.repeat)
 
 
+def verdict(paired: pd.DataFrame, against: list[str]) -> str:
+    """The claim "the reference model beats every model in `against`", judged on the paired
+    differences of `ExperimentResult.paired` (reference minus other, 95% CI columns low/high):
+    "holds" when every interval lies above 0, "does not hold" when one lies below 0, else
+    "not established" (some interval includes 0)."""
+    missing = sorted(set(against) - set(paired.index))
+    if missing:
+        raise ValueError(f"no paired difference against {missing}; have {sorted(paired.index)}.")
+    rows = paired.loc[against]
+    if (rows["high"] < 0).any():
+        return "does not hold"
+    return "holds" if (rows["low"] > 0).all() else "not established"
+
+
 def table2(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Overall columns of `ExperimentResult.summary()` (means and CIs) beside the paper's Table 2
     numbers for `dataset` (RetailRocket's for the synthetic shop)."""

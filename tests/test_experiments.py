@@ -4,7 +4,14 @@ import pytest
 
 from recsys_helpers.cli import main
 from recsys_helpers.evaluation import evaluate
-from recsys_helpers.experiments import markdown_table, oracle_evaluation, run_experiment, train, write_report
+from recsys_helpers.experiments import (
+    markdown_table,
+    oracle_evaluation,
+    run_experiment,
+    train,
+    verdict,
+    write_report,
+)
 from recsys_helpers.protocol import leave_one_out
 from tests.helpers import synthetic_split
 
@@ -157,3 +164,14 @@ def test_the_same_models_can_be_rescored_on_hard_negatives(shop_and_split):
     other_targets = leave_one_out(split.data, n_negatives=99, targets="events", seed=0)
     with pytest.raises(ValueError, match="same test targets"):
         result.evaluate_on(other_targets)
+
+
+def test_verdict_holds_only_when_every_difference_excludes_zero_upwards():
+    paired = pd.DataFrame(
+        {"low": [0.01, -0.02, -0.05], "high": [0.05, 0.03, -0.01]}, index=["mf", "ite", "caser"]
+    )
+    assert verdict(paired, ["mf"]) == "holds"
+    assert verdict(paired, ["mf", "ite"]) == "not established"  # not significantly worse is not "beats"
+    assert verdict(paired, ["mf", "ite", "caser"]) == "does not hold"
+    with pytest.raises(ValueError, match="no paired difference against"):
+        verdict(paired, ["gru4rec"])
