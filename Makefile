@@ -22,11 +22,12 @@ BOOT_PYTHON := $(shell command -v python3.11 2>/dev/null || \
 # The numbered course notebooks, in order (00_..., 01_..., ...).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: help venv test course notebooks lint bench bench-quick clean
+.PHONY: help venv test test-oldest course notebooks lint bench bench-quick clean
 
 help:
 	@echo "make course       create .venv if missing, install, run every notebook (build/notebooks, build/html)"
-	@echo "make test         create .venv if missing, run the test suite and the notebook checks"
+	@echo "make test         create .venv if missing, run the unit tests (also on the oldest stack) and notebook checks"
+	@echo "make test-oldest  only the unit tests, on the oldest supported TensorFlow/Keras (.venv-oldest)"
 	@echo "make notebooks    re-execute the committed notebooks in place (their outputs are committed)"
 	@echo "make lint         ruff check + ruff format --check"
 	@echo "make bench        run benchmarks/run.py (bench-quick: with --quick)"
@@ -60,6 +61,30 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 $(KERNEL): $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3
 
+# The oldest supported stack (requirements-oldest.txt: TensorFlow 2.16, Keras 3.3, NumPy 1.26),
+# installed as the README's Colab cell installs the package: the stack is there first, the library
+# goes on top with --no-deps. `make test` runs the unit tests here too (not the notebooks).
+OLD_VENV  := .venv-oldest
+OLD_PY    := $(OLD_VENV)/bin/python
+OLD_STAMP := $(OLD_VENV)/.installed
+
+$(OLD_PY):
+	@if [ -z "$(BOOT_PYTHON)" ]; then \
+		echo "error: Python 3.11 is needed to create $(OLD_VENV) (neither python3.11 nor a python3 that is 3.11 was found)." >&2; \
+		exit 1; \
+	fi
+	$(BOOT_PYTHON) -m venv $(OLD_VENV)
+
+$(OLD_STAMP): requirements-oldest.txt pyproject.toml | $(OLD_PY)
+	$(OLD_PY) -m pip install --upgrade pip
+	$(OLD_PY) -m pip install --no-deps -r requirements-oldest.txt
+	$(OLD_PY) -m pip install --no-deps -e .
+	$(OLD_PY) -m pip check
+	touch $@
+
+test-oldest: $(OLD_STAMP)
+	$(OLD_PY) -m pytest -p no:cacheprovider tests
+
 # ---------------------------------------------------------------------------------------------
 # Tests. pytest exits 5 when it collects no test. That counts as success ONLY while tests/
 # holds no test file at all (a young project); once any test_*.py exists, collecting nothing
@@ -67,6 +92,7 @@ $(KERNEL): $(STAMP)
 # Notebook checks (skipped while notebooks/ has no numbered notebook): each notebook runs
 # headless at SCALE=ci into build/ci/ (kernel cwd = notebooks/, as in JupyterLab), then nbval
 # re-executes notebooks/ as stored (default parameters) and checks cells marked NBVAL_CHECK_OUTPUT.
+# Between the two, the unit tests run again on the oldest supported stack (test-oldest).
 test: venv $(KERNEL)
 	@rc=0; $(PY) -m pytest tests || rc=$$?; \
 	if [ $$rc -eq 5 ] && [ -z "$$(find tests -name 'test_*.py' -o -name '*_test.py' | head -n 1)" ]; then \
@@ -74,6 +100,7 @@ test: venv $(KERNEL)
 	elif [ $$rc -ne 0 ]; then \
 		exit $$rc; \
 	fi
+	$(MAKE) test-oldest
 ifneq ($(NOTEBOOKS),)
 	mkdir -p build/ci
 	for nb in $(NOTEBOOKS); do \

@@ -109,7 +109,8 @@ def forward_flops(network) -> tuple[float, float]:
     from recsys_helpers.models.layers import CaserEncoder, ImplicitExplicitHead
 
     per_user = per_candidate = 0.0
-    length = network.input["sequence"].shape[1]  # L, the recent items a sequence encoder reads
+    sequence = network.input.get("sequence")  # L, the recent items a sequence encoder reads
+    length = 0 if sequence is None else sequence.shape[1]
     for layer in network.layers:
         if isinstance(layer, CaserEncoder):
             for conv in layer.horizontal:

@@ -114,3 +114,56 @@ def interest_shift(
             "shifted": distance >= threshold,
         }
     )
+
+
+def shift_agreement(
+    split: Split,
+    truth: np.ndarray,
+    recents: tuple[int, ...] = (3, 5, 8),
+    thresholds: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9),
+) -> pd.DataFrame:
+    """How well `interest_shift` finds the test users whose taste truly moved (`truth`, a bool per
+    test target, e.g. the synthetic shop's `shifted_at`), for each window and threshold: users
+    flagged, precision, recall and the base rate among users with enough history."""
+    rows = []
+    for recent in recents:
+        for threshold in thresholds:
+            found = interest_shift(split, recent=recent, threshold=threshold)
+            known, flagged = found["shift"].notna().to_numpy(), found["shifted"].to_numpy()
+            rows.append(
+                {
+                    "recent events": recent,
+                    "threshold": threshold,
+                    "flagged": int(flagged.sum()),
+                    "precision": truth[flagged].mean() if flagged.any() else np.nan,
+                    "recall": truth[flagged].sum() / truth[known].sum() if truth[known].any() else np.nan,
+                    "base rate (known history)": truth[known].mean(),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["recent events", "threshold"])
+
+
+def case_study_target(split: Split, shifted: np.ndarray, shift: pd.DataFrame | None) -> tuple[int, str]:
+    """The case study's user, by a rule fixed in advance (never by how models rank them).
+
+    Among test targets flagged in `shifted` whose item is in the category that dominates the
+    user's last events and not in the one that dominates their history (`shift`, from
+    `interest_shift`), the user with the longest history. When no target qualifies, or the log
+    has no categories (`shift` None), the rule falls back to the flagged (else any) test user with
+    the longest history. Returns (target index, the rule that chose it, in words).
+    """
+    targets = split.test
+    earlier = targets.row - np.searchsorted(split.events["user"].to_numpy(), targets.user)  # events before
+    eligible = np.zeros(len(targets), dtype=bool)
+    if shift is not None:
+        item_category = split.data.item_categories()[targets.item]
+        eligible = (
+            shifted
+            & (item_category == shift["recent_top_category"].to_numpy())
+            & (item_category != shift["history_top_category"].to_numpy())
+        )
+    rule = "shift user whose purchase is in their recent category, not their history's"
+    if not eligible.any():
+        eligible = shifted if shifted.any() else np.ones(len(targets), dtype=bool)
+        rule = "shift user" if shifted.any() else "test user"
+    return int(np.flatnonzero(eligible)[np.argmax(earlier[eligible])]), f"the {rule} with the longest history"

@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_helpers {stats,synthesize,experiment} ...` for scripted runs."""
+"""Command line: `python -m recsys_helpers {stats,synthesize,versions,experiment} ...` for scripted runs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 
+from . import versions
 from .data import DATASETS, PRESETS, generate_shop, load_dataset, preprocess, table1
+from .data.mapping import TIME_UNITS, events_options, mapping_file
 from .protocol import NEGATIVE_MODES, TARGET_MODES, leave_one_out, protocol_facts
+from .registry import MODEL_NAMES
 
 # The paper's Table 1 (after the >= 5-interactions filter).
 PAPER_TABLE1 = {
@@ -42,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     stats = commands.add_parser("stats", help="print the Table-1 row of a dataset")
-    stats.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "events"])
-    stats.add_argument("--data-dir", default=None, help="folder with the raw files (default: data/<dataset>)")
-    stats.add_argument("--scale", default="course", choices=sorted(PRESETS), help="synthetic preset")
+    _add_dataset_arguments(stats)
     stats.add_argument("--seed", type=int, default=0, help="synthetic seed")
     stats.add_argument("--targets", default="interactions", choices=TARGET_MODES, help="what a target is")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -53,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--scale", default="course", choices=sorted(PRESETS))
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", required=True, help="output folder")
+    commands.add_parser("versions", help="TensorFlow and Keras: found and supported?")
     exp = commands.add_parser("experiment", help="train and evaluate models over seeds (Table 2)")
-    exp.add_argument("--dataset", required=True, choices=[d for d in DATASETS if d != "events"])
-    exp.add_argument("--data-dir", default=None)
-    exp.add_argument("--scale", default="course", choices=sorted(PRESETS), help="synthetic preset")
+    _add_dataset_arguments(exp)
     exp.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
     exp.add_argument("--seeds", default="0", help="comma-separated model seeds, e.g. 0,1,2")
     exp.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
+    exp.add_argument("--n-negatives", type=int, default=999, help="candidates per target (paper: 999)")
     exp.add_argument(
         "--negatives", default="never_interacted", choices=NEGATIVE_MODES, help="how candidates are drawn"
     )
@@ -75,6 +76,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=DATASETS, help="events: your own shop's log")
+    parser.add_argument("--data-dir", default=None, help="the raw files' folder (default: data/<dataset>)")
+    parser.add_argument("--scale", default="course", choices=sorted(PRESETS), help="synthetic preset")
+    own = parser.add_argument_group(
+        "your own shop (--dataset events)", "a mapping file, and/or flags that override its entries"
+    )
+    own.add_argument("--mapping", help="TOML file: path, columns, event names, time unit (see README)")
+    own.add_argument("--events", help="the events file: .csv, .csv.gz or .parquet")
+    own.add_argument("--columns", help="user_id=COL,item_id=COL,timestamp=COL,event=COL[,category_id=COL]")
+    own.add_argument("--names", help="the CSV has no header line: its columns, comma-separated")
+    own.add_argument("--implicit", help="event names that are implicit feedback, e.g. pv")
+    own.add_argument("--explicit", help="event names that are explicit feedback, e.g. cart,buy")
+    own.add_argument("--ignore", help="event names to drop (counted in the load report), e.g. fav")
+    own.add_argument("--time-unit", choices=sorted(TIME_UNITS), help="epoch s or ms, or iso date-time text")
+
+
+OWN_SHOP_FLAGS = {  # CLI flag -> mapping-file key
+    "events": "path",
+    "columns": "columns",
+    "names": "names",
+    "implicit": "implicit_events",
+    "explicit": "explicit_events",
+    "ignore": "ignored_events",
+    "time_unit": "timestamp_unit",
+}
+
+
+def _events_options(args: argparse.Namespace) -> dict | None:
+    """The `load_events` arguments from --mapping and the own-shop flags (None: another dataset)."""
+    given = [flag for flag in ("mapping", *OWN_SHOP_FLAGS) if getattr(args, flag) is not None]
+    if args.dataset != "events":
+        if given:
+            flag = given[0].replace("_", "-")
+            raise ValueError(f"--{flag} describes your own shop: use it with --dataset events.")
+        return None
+    if not given:
+        raise ValueError(
+            "--dataset events needs --mapping shop.toml, or the flags --events, --columns, --implicit "
+            "and --explicit."
+        )
+    mapping = mapping_file(args.mapping) if args.mapping else {}
+    for flag, key in OWN_SHOP_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if key == "columns":
+            pairs = [pair.partition("=") for pair in value.split(",") if pair.strip()]
+            if not pairs or any(not sep or not v.strip() for _, sep, v in pairs):
+                raise ValueError(f"--columns wants pairs like user_id=uid,item_id=sku, not {value!r}.")
+            value = {k.strip(): v.strip() for k, _, v in pairs}
+        elif key in ("names", "implicit_events", "explicit_events", "ignored_events"):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        mapping[key] = value
+    return events_options(mapping, args.mapping or "the own-shop flags")
+
+
 def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
     try:
         values = [cast(v.strip()) for v in text.split(",") if v.strip()]
@@ -87,13 +145,21 @@ def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
-    from .experiments import load_split, run_experiment, write_report
-    from .models import MODELS
-
-    models = list(MODELS) if args.models == "all" else _parse_list(args.models, "models", valid=MODELS)
+    everything = args.models == "all"
+    models = list(MODEL_NAMES) if everything else _parse_list(args.models, "models", valid=MODEL_NAMES)
     seeds = _parse_list(args.seeds, "seeds", int)
+    events = _events_options(args)
+    from .experiments import load_split, run_experiment, write_report  # imports TensorFlow: after the checks
+
     split, shop = load_split(
-        args.dataset, args.data_dir, args.scale, args.split_seed, args.negatives, args.targets
+        args.dataset,
+        args.data_dir,
+        args.scale,
+        args.split_seed,
+        args.negatives,
+        args.targets,
+        events=events,
+        n_negatives=args.n_negatives,
     )
     overrides = {"epochs": args.epochs} if args.epochs else {}
     print(
@@ -107,13 +173,14 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> None:
     options = {"scale": args.scale, "seed": args.seed} if args.dataset == "synthetic" else {}
+    options |= _events_options(args) or {}
     data = preprocess(load_dataset(args.dataset, args.data_dir, **options))
     row = table1(data)
     facts = protocol_facts(leave_one_out(data, n_negatives=1, targets=args.targets))
     if args.json:
         print(json.dumps(row | facts))
         return
-    reference = "retailrocket" if args.dataset == "synthetic" else args.dataset
+    reference = args.dataset if args.dataset in PAPER_TABLE1 else "retailrocket"
     paper = PAPER_TABLE1[reference]
     print(f"{'':10s}{'ours':>14s}{f'paper ({reference})':>24s}")
     for key, value in row.items():
@@ -139,6 +206,9 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "versions":  # read from package metadata: works even where importing fails
+        print(versions.describe())
+        return 1 if versions.unsupported(versions.installed()) else 0
     try:
         {"stats": cmd_stats, "synthesize": cmd_synthesize, "experiment": cmd_experiment}[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as error:

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .metrics import Estimate, bootstrap_ci, hits, ndcg_gains, rank_of_positive
+from .metrics import (
+    Estimate,
+    bootstrap_ci,
+    hits,
+    ndcg_gains,
+    paired_comparison,
+    rank_of_positive,
+    relative_gain,
+)
 from .protocol import Split
 
 SEQUENCE_LENGTH = 50  # items given to `score`; each model uses the last `input_length` of them
@@ -143,6 +151,50 @@ def count_beating(
     return np.count_nonzero(beaten, axis=1)
 
 
+def paired_table(
+    evaluations: dict[str, Evaluation], pairs: list[tuple[str, str]], metric: str = "hr", k: int = 10
+) -> pd.DataFrame:
+    """One row "A - B" per pair of evaluations (same targets): the mean per-user difference of
+    `metric` ("hr" or "ndcg") at k, its paired-bootstrap 95% CI (low, high) and the p-value."""
+    rows = {}
+    for a, b in pairs:
+        c = paired_comparison(evaluations[a].gains(metric, k), evaluations[b].gains(metric, k))
+        rows[f"{a} - {b}"] = {
+            "difference": c.difference.mean,
+            "low": c.difference.low,
+            "high": c.difference.high,
+            "p_value": c.p_value,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def gain_by_group(
+    evaluations: dict[str, Evaluation], reference: str, groups: dict[str, np.ndarray], k: int = 10
+) -> pd.DataFrame:
+    """Relative NDCG@k gain over the `reference` evaluation, mean(model) / mean(reference) - 1, with
+    a paired-bootstrap 95% CI, for every other evaluation and every group of targets (boolean masks
+    over the targets, e.g. interest-shift users). One row per (model, users); a group without
+    targets gets NaN."""
+    base = evaluations[reference].gains("ndcg", k)
+    rows = []
+    for name, result in evaluations.items():
+        if name == reference:
+            continue
+        gains = result.gains("ndcg", k)
+        for users, members in groups.items():
+            row = {"model": name, "users": users, "n": int(members.sum())}
+            est = relative_gain(gains[members], base[members]) if members.any() else None
+            row |= {
+                f"ndcg@{k}": gains[members].mean() if members.any() else np.nan,
+                f"{reference} ndcg@{k}": base[members].mean() if members.any() else np.nan,
+                "gain": est.mean if est else np.nan,
+                "low": est.low if est else np.nan,
+                "high": est.high if est else np.nan,
+            }
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def comparison_table(evaluations: dict[str, Evaluation], k: int = 10) -> pd.DataFrame:
     """One row per model (the dict's keys, in order): HR@k with its 95% CI, NDCG@k, full-ranking
     HR@k (when computed), the share of repeat targets and HR@k of the repeat and new targets."""
@@ -157,3 +209,63 @@ def comparison_table(evaluations: dict[str, Evaluation], k: int = 10) -> pd.Data
             row |= {f"hr@{k}_{group}": result.hr(k, group=group) for group in GROUPS}
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def top_items(model, split: Split, index: int, k: int = 10, which: str = "test") -> tuple[np.ndarray, int]:
+    """One target's full-ranking view: the model's top-k items over the whole catalogue, leaving
+    out the user's own earlier items (the target stays in), and the target's rank (1 = first) in
+    the same ranking as `evaluate(..., full=True)`."""
+    targets = split.targets(which)
+    ptr, excluded = split.excluded_items(which)
+    users, sequences = model_inputs(model, split, which)
+    all_items = np.arange(1, split.n_items + 1)
+    scores = np.asarray(model.score(users[[index]], sequences[[index]], all_items[None]), dtype=np.float64)
+    rank = int(count_beating(scores, targets.item[[index]], ptr[index : index + 2], excluded)[0]) + 1
+    own = np.setdiff1d(excluded[ptr[index] : ptr[index + 1]], [targets.item[index]])
+    scores[0, own - 1] = -np.inf
+    return all_items[np.argsort(-scores[0], kind="stable")[:k]], rank
+
+
+def occlusion(model, split: Split, index: int, items: dict[str, int], which: str = "test") -> pd.DataFrame:
+    """Which items of one target's input window drove the scores of `items` ({label: item}): each
+    window item in turn is replaced by padding and the drop of every item's score is recorded (one
+    row per non-padding window position, oldest first; a large drop = the item mattered)."""
+    users, sequences = model_inputs(model, split, which)
+    window = sequences[index, -model.config.seq_len :]
+    candidates = np.array([list(items.values())])
+    base = model.score(users[[index]], window[None], candidates)[0]
+    rows = []
+    for position in np.flatnonzero(window):
+        occluded = window.copy()
+        occluded[position] = 0
+        drop = base - model.score(users[[index]], occluded[None], candidates)[0]
+        row = {"position": f"t-{len(window) - position}", "item": int(window[position])}
+        rows.append(row | dict(zip(items, drop, strict=True)))
+    return pd.DataFrame(rows)
+
+
+def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256) -> dict[str, Evaluation]:
+    """A two-stage model's candidates of `which` ranked three ways: by the implicit stage alone
+    (sigma(z_imp)), by the explicit stage alone (sigma(z_exp)), and by their product, the model's
+    own ranking. Same candidates as `evaluate`; sampled ranking only."""
+    from .models.neural import network_inputs  # TensorFlow only when needed
+
+    targets = split.targets(which)
+    users, sequences = model_inputs(model, split, which)
+    sequences = sequences[:, -model.config.seq_len :]
+    logits = {"implicit": [], "explicit": []}
+    for start in range(0, len(users), batch):
+        part = slice(start, start + batch)
+        inputs = {"user": users[part], "sequence": sequences[part], "items": targets.candidates[part]}
+        inputs = {name: np.asarray(values, dtype=np.int32) for name, values in inputs.items()}
+        out = model.network_(network_inputs(model.network_, inputs), training=False)
+        for stage, parts in logits.items():
+            parts.append(np.asarray(out[stage]))
+    implicit, explicit = (np.concatenate(logits[stage]) for stage in ("implicit", "explicit"))
+    rules = {
+        "implicit only": implicit,
+        "explicit only": explicit,
+        "product (the model's ranking)": -np.logaddexp(0.0, -implicit) - np.logaddexp(0.0, -explicit),
+    }
+    ranks = {rule: rank_of_positive(scores[:, 0], scores[:, 1:]) for rule, scores in rules.items()}
+    return {rule: Evaluation(r, repeat=targets.repeat) for rule, r in ranks.items()}

@@ -37,19 +37,24 @@ def load_split(
     seed: int = 0,
     negatives: str = "never_interacted",
     targets: str = "interactions",
+    events: dict | None = None,
+    n_negatives: int = 999,
 ) -> tuple[Split, SyntheticShop | None]:
     """The notebooks' one-liner: load, preprocess and split a dataset (+ the shop's ground truth).
 
     The split is drawn from `seed`, so every notebook and model sees the same candidates.
     negatives: "never_interacted" (the paper) or "hard"; targets: "interactions" (one purchase,
-    one target) or "events" (the paper-literal reading); see `protocol`.
+    one target) or "events" (the paper-literal reading); see `protocol`. dataset "events": your
+    own shop, data_dir its mapping file and/or `events` the `load_events` arguments. n_negatives:
+    sampled candidates per target beside it (the paper's 999; fewer for a shop with few items).
     """
     from .data import load_dataset, load_synthetic_shop, preprocess
     from .protocol import leave_one_out
 
-    options = {"scale": scale, "seed": seed} if dataset == "synthetic" else {}
+    options = {"scale": scale, "seed": seed} if dataset == "synthetic" else dict(events or {})
     split = leave_one_out(
         preprocess(load_dataset(dataset, data_dir, **options)),
+        n_negatives=n_negatives,
         negatives=negatives,
         targets=targets,
         seed=seed,
@@ -134,8 +139,12 @@ class ExperimentResult:
                 suffix = f"_{group}" if group else ""
                 for metric in ("hr", "ndcg"):
                     for is_full in modes:
-                        est = bootstrap_ci(self.per_user(model, metric, k, is_full, group))
+                        values = self.per_user(model, metric, k, is_full, group)
                         name = f"{'full_' if is_full else ''}{metric}@{k}{suffix}"
+                        if len(values) == 0:  # a group without targets (e.g. no new purchase)
+                            row[name], row[f"{name}_ci"] = float("nan"), "no targets"
+                            continue
+                        est = bootstrap_ci(values)
                         row[name] = est.mean
                         row[f"{name}_ci"] = f"[{est.low:.3f}, {est.high:.3f}]"
             rows.append(row)
@@ -307,19 +316,16 @@ def verdict(paired: pd.DataFrame, against: list[str]) -> str:
     missing = sorted(set(against) - set(paired.index))
     if missing:
         raise ValueError(f"no paired difference against {missing}; have {sorted(paired.index)}.")
-    rows = paired.loc[against]
-    if (rows["high"] < 0).any():
-        return "does not hold"
-    return "holds" if (rows["low"] > 0).all() else "not established"
+    return judge(paired.loc[against])
 
 
 def table2(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Overall columns of `ExperimentResult.summary()` (means and CIs) beside the paper's Table 2
-    numbers for `dataset` (RetailRocket's for the synthetic shop)."""
+    numbers for `dataset` (RetailRocket's for the synthetic shop; none for a shop of your own)."""
     paper = "recobell" if dataset == "recobell" else "retailrocket"
     grouped = [c for c in summary.columns if any(f"_{group}" in c for group in GROUPS)]
     table = summary.drop(columns=grouped)
-    for metric in ("hr@10", "ndcg@10"):
+    for metric in ("hr@10", "ndcg@10") if dataset in ("synthetic", "retailrocket", "recobell") else ():
         table[f"paper {metric} ({paper})"] = PAPER_TABLE2[f"{paper}_{metric}"].reindex(table.index)
     return table
 
@@ -342,18 +348,19 @@ def write_report(result: ExperimentResult, out_dir: str | Path, dataset: str) ->
     result.table.to_csv(out / "results.csv", index=False)
     summary = result.summary()
     by_group, split = group_columns(summary), result.split
-    protocol = (
-        f"Targets: {split.targets_mode}; negatives: {split.negatives}; {len(split.test):,} test users. "
-        if split is not None
-        else ""
-    )
+    protocol, sampled = "", "the sampled negatives"
+    if split is not None:
+        protocol = (
+            f"Targets: {split.targets_mode}; negatives: {split.negatives}; {len(split.test):,} test users. "
+        )
+        sampled = f"the stored {split.test.candidates.shape[1] - 1:,} negatives"
     lines = [
         f"# Results on {dataset}",
         "",
         protocol + "Tested models are final fits (trained on every event before each user's test "
         "target, for the epochs chosen on validation). Mean over seeds; 95% bootstrap CI over test "
-        "users of the seed-averaged metric. Sampled = target vs the stored 999 negatives; full = "
-        "target vs every allowed item.",
+        f"users of the seed-averaged metric. Sampled = target vs {sampled}; full = target vs every "
+        "allowed item.",
         "",
         markdown_table(table2(summary, dataset)),
         "",
@@ -384,3 +391,95 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     rows = [[str(index), *map(cell, row)] for index, row in zip(frame.index, frame.to_numpy(), strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims, as the paired differences it needs: every (winner, loser) pair
+    must favour the winner on `metric` ("hr" or "ndcg" at 10), on all test users or on the users
+    of `users` (a group named in `claim_table`'s `groups`). `notebook`: where it is shown in detail."""
+
+    text: str
+    pairs: tuple[tuple[str, str], ...]
+    metric: str = "hr"
+    users: str | None = None
+    notebook: str = "08"
+
+
+TABLE2_ORDER = (("cnn_hybrid", "ite"), ("ite", "caser"), ("caser", "gru4rec"), ("gru4rec", "mf"))
+# The paper's claims, tested in notebook 08. "full", "cnn_only", "long_term_only" and "concat_fusion"
+# are cnn_hybrid and its variants trained with one seed (notebooks 07 and 09).
+PAPER_CLAIMS = [
+    Claim("Table 2's order on HR@10: cnn_hybrid > ITE > Caser > GRU4Rec > MF", TABLE2_ORDER),
+    Claim("Table 2's order on NDCG@10", TABLE2_ORDER, metric="ndcg"),
+    Claim(
+        "the hybrid beats every baseline (HR@10)",
+        tuple(("cnn_hybrid", other) for other in ("mf", "gru4rec", "caser", "rnn_hybrid", "ite")),
+    ),
+    Claim("a CNN encoder beats an LSTM one (HR@10)", (("cnn_hybrid", "rnn_hybrid"),)),
+    Claim(
+        "long + short term beats either alone (HR@10)",
+        (("full", "cnn_only"), ("full", "long_term_only")),
+        notebook="09",
+    ),
+    Claim("product fusion beats concatenation (HR@10)", (("full", "concat_fusion"),), notebook="07"),
+    Claim(
+        "higher NDCG@10 than MF on interest-shift users (the paper: +15%)",
+        (("cnn_hybrid", "mf"),),
+        metric="ndcg",
+        users="interest shift",
+        notebook="09",
+    ),
+]
+
+
+def per_user_gains(
+    result: ExperimentResult | dict[str, Evaluation], metrics: tuple[str, ...] = ("hr", "ndcg")
+) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {metric: per-user values at 10}} of an experiment (seed-averaged) or of a dict of
+    evaluations (one seed each): the input of `claim_table`."""
+    if isinstance(result, ExperimentResult):
+        models = dict.fromkeys(name for name, _ in result.evaluations)
+        return {m: {metric: result.per_user(m, metric) for metric in metrics} for m in models}
+    return {m: {metric: e.gains(metric) for metric in metrics} for m, e in result.items()}
+
+
+def claim_table(
+    claims: list[Claim],
+    sources: dict[str, dict[str, dict[str, np.ndarray]]],
+    groups: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """One row per claim and one pair of columns per source (e.g. the paper's negatives, hard
+    negatives; each from `per_user_gains`): the weakest paired difference the claim needs (winner
+    minus loser, mean [95% CI]) and the verdict: "holds" when every difference excludes 0 in the
+    claimed direction, "does not hold" when one excludes 0 the other way, else "not established".
+    A claim whose models or users a source lacks gets "not tested"."""
+    rows = []
+    for claim in claims:
+        row = {"claim": claim.text}
+        for source, gains in sources.items():
+            needed = {model for pair in claim.pairs for model in pair}
+            members = None if claim.users is None else (groups or {}).get(claim.users)
+            no_users = claim.users is not None and (members is None or not members.any())
+            if not needed <= set(gains) or no_users:
+                row[source], row[f"verdict ({source})"] = "", "not tested"
+                continue
+            differences = []
+            for winner, loser in claim.pairs:
+                a, b = gains[winner][claim.metric], gains[loser][claim.metric]
+                if members is not None:
+                    a, b = a[members], b[members]
+                differences.append((f"{winner} - {loser}", paired_comparison(a, b).difference))
+            name, weakest = min(differences, key=lambda item: item[1].low)
+            cis = pd.DataFrame([{"low": d.low, "high": d.high} for _, d in differences])
+            row[source] = f"{name}: {weakest.mean:+.3f} [{weakest.low:+.3f}, {weakest.high:+.3f}]"
+            row[f"verdict ({source})"] = judge(cis)
+        rows.append(row | {"notebook": claim.notebook})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def judge(differences: pd.DataFrame) -> str:
+    """The verdict on paired differences in the claimed direction (95% CI columns low, high)."""
+    if (differences["high"] < 0).any():
+        return "does not hold"
+    return "holds" if (differences["low"] > 0).all() else "not established"

@@ -96,3 +96,88 @@ def training_history(history, loss_label: str = "training loss") -> plt.Figure:
     axes[1].legend()
     fig.tight_layout()
     return fig
+
+
+def relative_gains(
+    table: pd.DataFrame, x: str = "users", series: str = "model", claim: float | None = None, title: str = ""
+) -> plt.Figure:
+    """Relative gains with their 95% CIs from `evaluation.gain_by_group` (columns gain, low, high):
+    bars per `x` value (lines when `x` is numeric, e.g. a window length), one colour per `series`.
+    `claim`: a dashed reference line (e.g. the paper's +15%)."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    parts = list(table.groupby(series, sort=False))
+    numeric = pd.api.types.is_numeric_dtype(table[x])
+    width = 0.8 / len(parts)
+    positions = {value: i for i, value in enumerate(dict.fromkeys(table[x]))}
+    for j, (name, part) in enumerate(parts):
+        where = part[x] if numeric else part[x].map(positions) + (j - (len(parts) - 1) / 2) * width
+        err = [part["gain"] - part["low"], part["high"] - part["gain"]]
+        if numeric:
+            ax.errorbar(where, part["gain"], yerr=err, marker="o", capsize=3, label=name)
+        else:
+            ax.bar(where, part["gain"], width, yerr=err, capsize=3, label=name, alpha=0.85)
+    ax.set_xticks(list(positions) if numeric else list(positions.values()), list(positions))
+    if claim is not None:
+        ax.axhline(claim, color="black", linestyle="--", linewidth=1, label=f"claimed {claim:+.0%}")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    ax.set(xlabel=x, ylabel="relative gain (95% CI)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def user_timeline(
+    events: pd.DataFrame, categories: np.ndarray, marks: dict | None = None, title: str = ""
+) -> plt.Figure:
+    """One user's events over time, one row per item category (most frequent first; "unknown"
+    when the log has none): dots for implicit events, crosses for explicit ones. events: rows of
+    `split.events`; categories: `Interactions.item_categories()`; marks: {label: time} drawn as
+    vertical lines (e.g. the test purchase, a known change of taste)."""
+    cats = pd.Series(categories[events["item"].to_numpy()], index=events.index)
+    order = {c: i for i, c in enumerate(cats.value_counts().index)}
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(order) + 1.6))
+    for explicit, marker in ((False, "o"), (True, "X")):
+        part = events[events["explicit"] == explicit]
+        label, size = ("purchase / cart", 60) if explicit else ("view", 25)
+        ax.scatter(part["timestamp"], cats[part.index].map(order), marker=marker, s=size, label=label)
+    for (label, time), style in zip((marks or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axvline(time, color="black" if style == "--" else "tab:red", linestyle=style, label=label)
+    names = [f"category {c}" if c >= 0 else "category unknown" for c in order]
+    ax.set(yticks=list(order.values()), yticklabels=names, xlabel="time", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def cnn_filters(encoder, image: np.ndarray, top: int = 10) -> plt.Figure:
+    """What a trained `CaserEncoder` sees in one L x d window `image`: for each horizontal filter
+    height, the responses of its `top` strongest filters at every window start, and the vertical
+    filters' weights over the L positions (t-1 = the most recent item)."""
+    x = image[None].astype("float32")
+    length = image.shape[0]
+    fig, axes = plt.subplots(1, len(encoder.horizontal) + 1, figsize=(14, 3.4))
+    for ax, conv in zip(axes, encoder.horizontal, strict=False):
+        response = conv(x).numpy()[0].T  # [filters, window starts]
+        strongest = np.argsort(response.max(axis=1))[::-1][:top]
+        starts = [f"t-{length - t}" for t in range(response.shape[1])]
+        sns.heatmap(
+            response[strongest], ax=ax, cmap="viridis", cbar=False, xticklabels=starts, yticklabels=strongest
+        )
+        height = conv.kernel_size[0]
+        ax.set(title=f"height {height}", xlabel="window start", ylabel="filter" if height == 1 else None)
+    positions = [f"t-{length - t}" for t in range(length)]
+    weights = encoder.vertical_kernel.numpy()
+    sns.heatmap(
+        weights,
+        ax=axes[-1],
+        cmap="RdBu_r",
+        center=0,
+        annot=True,
+        fmt=".2f",
+        cbar=False,
+        yticklabels=positions,
+    )
+    axes[-1].set(title="vertical weights", xlabel="vertical filter")
+    fig.tight_layout()
+    return fig

@@ -245,8 +245,9 @@ def explicit_interactions(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     """
     rows = np.flatnonzero(events["explicit"].to_numpy())
     names = events["event"].to_numpy()[rows].astype(str)
-    group = pd.MultiIndex.from_arrays([events["session"].to_numpy()[rows], events["item"].to_numpy()[rows]])
-    group_id = pd.factorize(group)[0]  # numbered in order of first appearance, i.e. by first row
+    stride = int(events["item"].max()) + 1 if len(events) else 1
+    group = events["session"].to_numpy()[rows].astype(np.int64) * stride + events["item"].to_numpy()[rows]
+    group_id = pd.factorize(group)[0]  # (session, item) pairs numbered by their first row
     first = np.diff(np.maximum.accumulate(group_id), prepend=-1) > 0
     strength = np.isin(names, list(PURCHASE_EVENTS)).astype(np.int8)
     strongest = np.lexsort((-strength, group_id))  # per group: the strongest first, then by row

@@ -76,3 +76,31 @@ def test_on_the_synthetic_shop_detected_shifts_are_enriched_in_true_shifts():
     )
     assert truth.any() and shift["shifted"].any()
     assert truth[shift["shifted"]].mean() >= truth.mean()
+
+
+def test_shift_agreement_scores_the_definition_against_a_known_truth():
+    from recsys_helpers.analysis import shift_agreement
+
+    shop, _, split = synthetic_split("ci")
+    when = split.events["timestamp"].to_numpy()[split.test.row]
+    truth = shop.shifted_at(split.data.user_ids[split.test.user], when)
+    table = shift_agreement(split, truth, recents=(5,), thresholds=(0.0, 1.01))
+    everyone, nobody = table.loc[(5, 0.0)], table.loc[(5, 1.01)]
+    assert everyone["recall"] == 1.0
+    assert everyone["precision"] == pytest.approx(everyone["base rate (known history)"])
+    assert nobody["flagged"] == 0 and np.isnan(nobody["precision"])
+
+
+def test_the_case_study_rule_prefers_a_qualifying_shift_user_and_falls_back_without_categories():
+    from recsys_helpers.analysis import case_study_target
+
+    _, data, split = synthetic_split("ci")
+    shift = interest_shift(split)
+    index, rule = case_study_target(split, shift["shifted"].to_numpy(), shift)
+    assert shift["shifted"][index] and "recent category" in rule
+    nobody = np.zeros(len(split.test), dtype=bool)
+    index, rule = case_study_target(split, nobody, None)
+    earlier = split.test.row - np.searchsorted(split.events["user"].to_numpy(), split.test.user)
+    assert rule == "the test user with the longest history" and earlier[index] == earlier.max()
+    without = type(data)(data.events.drop(columns="category_id"), data.user_ids, data.item_ids)
+    assert data.has_categories() and not without.has_categories()

@@ -1,8 +1,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from recsys_helpers.cli import main
 
@@ -93,3 +95,71 @@ def main_exit(argv) -> int:
         return main(argv)
     except SystemExit as stop:
         return stop.code
+
+
+def test_a_bad_model_name_is_refused_before_tensorflow_is_imported():
+    # A fresh process: the error is one line on stderr and TensorFlow (whose C++ start-up lines
+    # would precede it) was never imported.
+    check = (
+        "import sys; from recsys_helpers.cli import main; "
+        "rc = main(['experiment', '--dataset', 'synthetic', '--models', 'caser,foo', '--out', 'unused']); "
+        "print(rc, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.stdout.split() == ["2", "False"]
+    assert result.stderr.count("\n") == 1 and "unknown ['foo']" in result.stderr
+
+
+TAOBAO = Path(__file__).parent / "fixtures" / "taobao"
+
+
+def test_stats_of_an_own_shop_from_its_mapping_file_or_from_flags(capsys):
+    assert main(["stats", "--dataset", "events", "--mapping", str(TAOBAO / "taobao.toml"), "--json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    flags = [
+        "--events", str(TAOBAO / "UserBehavior.csv"),
+        "--names", "user_id,item_id,category_id,behavior_type,timestamp",
+        "--columns", "user_id=user_id,item_id=item_id,timestamp=timestamp,event=behavior_type",
+        "--implicit", "pv", "--explicit", "cart,buy", "--ignore", "fav", "--time-unit", "s",
+    ]  # fmt: skip
+    assert main(["stats", "--dataset", "events", *flags, "--json"]) == 0
+    from_flags = json.loads(capsys.readouterr().out)
+    assert from_file == from_flags and from_file["users"] == 10 and from_file["test_targets"] == 10
+    # A flag overrides the file's entry: fav counted as a view adds interactions.
+    override = ["stats", "--dataset", "events", "--mapping", str(TAOBAO / "taobao.toml"), "--json"]
+    assert main([*override, "--implicit", "pv,fav", "--ignore", ""]) == 0
+    assert json.loads(capsys.readouterr().out)["implicit"] > from_file["implicit"]
+
+
+def test_experiment_on_an_own_shop_writes_its_tables_without_the_papers_columns(tmp_path, capsys):
+    argv = ["experiment", "--dataset", "events", "--mapping", str(TAOBAO / "taobao.toml")]
+    assert main([*argv, "--n-negatives", "5", "--models", "popularity,mf", "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "the stored 5 negatives" in summary and "paper" not in summary
+    assert "no targets" in summary  # every fixture purchase is a repeat: the new group is empty
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["stats", "--dataset", "events"], "--dataset events needs --mapping"),
+        (["stats", "--dataset", "synthetic", "--explicit", "buy"], "--explicit describes your own shop"),
+        (["stats", "--dataset", "events", "--mapping", "nowhere.toml"], "nowhere.toml not found"),
+        (
+            [
+                "stats",
+                "--dataset",
+                "events",
+                "--mapping",
+                str(TAOBAO / "taobao.toml"),
+                "--columns",
+                "user_id",
+            ],
+            "--columns wants pairs like",
+        ),
+    ],  # fmt: skip
+)
+def test_own_shop_argument_mistakes_are_one_readable_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -58,3 +58,54 @@ def test_an_empty_group_is_nan_not_an_error():
     assert result.hr(10, group="repeat") == 1.0 and np.isnan(result.hr(10, group="new"))
     with pytest.raises(ValueError, match="group must be"):
         result.hr(10, group="old")
+
+
+# ---------------------------------------------------------------------- the notebooks' table helpers
+def test_paired_table_gives_the_mean_difference_and_an_interval_per_pair():
+    from recsys_helpers.evaluation import paired_table
+
+    ranks = {"a": np.array([0, 0, 20, 20]), "b": np.array([20, 0, 20, 20]), "c": np.array([0, 0, 0, 0])}
+    evaluations = {name: Evaluation(r) for name, r in ranks.items()}
+    table = paired_table(evaluations, [("a", "b"), ("b", "c")])
+    assert list(table.index) == ["a - b", "b - c"]
+    assert table.loc["a - b", "difference"] == 0.25 and table.loc["b - c", "difference"] == -0.75
+    assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
+    assert table.loc["b - c", "high"] < 0 < table.loc["b - c", "p_value"] <= 1
+
+
+def test_gain_by_group_is_the_relative_ndcg_gain_per_group_with_nan_for_an_empty_group():
+    from recsys_helpers.evaluation import gain_by_group
+
+    model, reference = Evaluation(np.array([0, 0, 1, 1])), Evaluation(np.array([1, 1, 1, 1]))
+    groups = {"first two": np.array([True, True, False, False]), "none": np.zeros(4, dtype=bool)}
+    table = gain_by_group({"model": model, "MF": reference}, "MF", groups).set_index("users")
+    assert list(table["model"]) == ["model", "model"] and table.loc["first two", "n"] == 2
+    assert table.loc["first two", "gain"] == pytest.approx(1.0 / (1.0 / np.log2(3)) - 1.0)
+    assert np.isnan(table.loc["none", "gain"]) and table.loc["none", "n"] == 0
+
+
+def test_top_items_leaves_out_the_users_earlier_items_and_ranks_the_target_as_evaluate_does():
+    from recsys_helpers.evaluation import top_items
+
+    split = synthetic_split("ci")[2]
+    model = _Oracle(split)
+    items, rank = top_items(model, split, 3, k=5)
+    ptr, excluded = split.excluded_items("test")
+    own = set(excluded[ptr[3] : ptr[4]]) - {split.test.item[3]}
+    assert items[0] == split.test.item[3] and rank == 1 and not own & set(items[1:]) and len(items) == 5
+
+
+def test_occlusion_measures_each_window_items_effect_on_the_scores():
+    from recsys_helpers.evaluation import occlusion
+
+    class LastItem:  # scores an item 1 when it is the window's last item
+        config = type("Config", (), {"seq_len": 3})
+
+        def score(self, users, sequences, candidates):
+            return (candidates == np.asarray(sequences)[:, -1:]).astype(float)
+
+    split = synthetic_split("ci")[2]
+    window = split.sequences("test", 50)[0, -3:]
+    drops = occlusion(LastItem(), split, 0, {"last": int(window[-1]), "other": 10**6})
+    assert list(drops["position"]) == [f"t-{3 - p}" for p in np.flatnonzero(window)]
+    assert drops.set_index("position").loc["t-1", "last"] == 1.0 and (drops["other"] == 0).all()

@@ -175,3 +175,26 @@ def test_verdict_holds_only_when_every_difference_excludes_zero_upwards():
     assert verdict(paired, ["mf", "ite", "caser"]) == "does not hold"
     with pytest.raises(ValueError, match="no paired difference against"):
         verdict(paired, ["gru4rec"])
+
+
+def test_a_claim_holds_only_when_every_difference_it_needs_excludes_zero_in_its_direction():
+    from recsys_helpers.experiments import Claim, claim_table
+
+    n = 400
+    good, bad = np.r_[np.ones(n // 2), np.zeros(n // 2)], np.zeros(n)
+    gains = {"a": {"hr": good}, "b": {"hr": bad}, "c": {"hr": bad.copy()}}
+    claims = [
+        Claim("a beats b", (("a", "b"),)),
+        Claim("a > b > c", (("a", "b"), ("b", "c"))),  # b - c is exactly 0: not established
+        Claim("b beats a", (("b", "a"),)),
+        Claim("a beats d", (("a", "d"),)),  # d was not run
+        Claim("a beats b for the first users", (("a", "b"),), users="first"),
+        Claim("a beats b for nobody", (("a", "b"),), users="nobody"),
+    ]
+    groups = {"first": np.arange(n) < n // 2, "nobody": np.zeros(n, dtype=bool)}
+    table = claim_table(claims, {"ours": gains}, groups)
+    assert list(table["verdict (ours)"]) == [
+        "holds", "not established", "does not hold", "not tested", "holds", "not tested"
+    ]  # fmt: skip
+    assert table.loc["a > b > c", "ours"].startswith("b - c: +0.000")  # the weakest link is shown
+    assert table.loc["a beats b for the first users", "ours"].startswith("a - b: +1.000")

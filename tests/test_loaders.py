@@ -480,3 +480,56 @@ def test_own_events_with_the_wrong_unit_are_refused_and_a_few_bad_times_warned(t
 def test_the_synthetic_shop_lies_in_the_plausible_window(tmp_path):
     events = load_dataset("synthetic", tmp_path, scale="ci", seed=0)
     assert events["timestamp"].min() >= pd.Timestamp("1990-01-01")
+
+
+# ---------------------------------------------------------------------- a shop's mapping file
+TAOBAO = FIXTURES / "taobao" / "taobao.toml"
+
+
+def test_taobao_layout_loads_through_its_mapping_file():
+    events = load_dataset("events", TAOBAO)
+    raw = pd.read_csv(FIXTURES / "taobao" / "UserBehavior.csv", header=None)
+    kept = raw[raw[3] != "fav"]
+    report = events.attrs["load_report"]
+    assert report["ignored"] == {"fav": int((raw[3] == "fav").sum())} and report["rows"] == len(kept)
+    assert report["events"] == kept[3].value_counts().to_dict()
+    assert set(events.loc[events["explicit"], "event"]) == {"cart", "buy"}
+    assert set(events["user_id"]) == set(kept[0])  # integer ids kept as they are
+    first = events[events["user_id"] == 1].iloc[0]  # the header-less file's first row, epoch seconds
+    assert (first["item_id"], first["category_id"]) == (3745169, 2891509)
+    assert first["timestamp"] == pd.Timestamp(1511620839, unit="s")
+
+
+def test_python_arguments_override_the_mapping_files_entries():
+    as_implicit = load_dataset("events", TAOBAO, ignored_events=[], implicit_events=["pv", "fav"])
+    assert "fav" in set(as_implicit["event"]) and as_implicit.attrs["load_report"]["ignored"] == {}
+
+
+def write_mapping(tmp_path, text: str) -> Path:
+    shutil.copy(FIXTURES / "taobao" / "UserBehavior.csv", tmp_path)
+    path = tmp_path / "shop.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('timestamp_unit = "s"', 'timestamp_unit = "sec"'), r"timestamp_unit 'sec' is not one of"),
+        (("path = ", "file = "), r"unknown key\(s\) \['file'\]"),
+        (('ignored_events = ["fav"]', 'ignored_events = "fav"'), r"ignored_events must be a list"),
+        (('ignored_events = ["fav"]', "ignored_events = []"), r"unknown event name\(s\) \{'fav'"),
+        (('timestamp_unit = "s"', 'timestamp_unit = "ms"'), r"every timestamp falls outside 1990-2100"),
+        (('event = "behavior_type"', 'event = "behaviour"'), r"missing column\(s\) \['behaviour'\]"),
+        (("[columns]", "[columns"), r"shop\.toml: not valid TOML"),
+    ],
+)
+def test_a_bad_mapping_file_is_one_clear_error(tmp_path, change, message):
+    path = write_mapping(tmp_path, TAOBAO.read_text().replace(*change))
+    with pytest.raises(DataError, match=message):
+        load_dataset("events", path)
+
+
+def test_a_missing_mapping_file_names_its_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shop.toml not found"):
+        load_dataset("events", tmp_path / "shop.toml")

@@ -208,3 +208,16 @@ def test_factored_scoring_equals_the_plain_network(components, ci_split):
     np.testing.assert_allclose(chunked, plain, rtol=1e-4, atol=1e-5)
     model._score_fn = None  # retrace the compiled scorer with the small chunks (its tf.range loop)
     np.testing.assert_array_equal(model.score(batch["user"], batch["sequence"], batch["items"]), chunked)
+
+
+@pytest.mark.parametrize("name", ["cnn_hybrid", "ite"])
+def test_stage_evaluations_rank_by_each_stage_and_the_product_is_the_models_own_ranking(name, ci_split):
+    from recsys_helpers.evaluation import stage_evaluations
+
+    model = make_model(name, **SMALL)
+    model.fit(ci_split)
+    stages = stage_evaluations(model, ci_split, batch=100)  # batches of 100: the last one is short
+    assert list(stages) == ["implicit only", "explicit only", "product (the model's ranking)"]
+    product = stages["product (the model's ranking)"]
+    np.testing.assert_array_equal(product.ranks, evaluate(model, ci_split).ranks)
+    assert not np.array_equal(stages["implicit only"].ranks, stages["explicit only"].ranks)

@@ -15,3 +15,48 @@ def test_training_history_draws_the_loss_and_both_validation_curves_and_marks_th
     assert loss_ax.get_ylabel() == "BCE"
     assert [list(line.get_ydata()) for line in valid_ax.lines[:2]] == [history.valid_hr, history.valid_ndcg]
     assert list(valid_ax.lines[2].get_xdata()) == [2, 2]  # the best-epoch marker
+
+
+def test_relative_gains_draws_one_bar_per_model_and_group_with_its_interval():
+    import pandas as pd
+
+    from recsys_helpers.plots import relative_gains
+
+    table = pd.DataFrame(
+        {"model": ["a", "a", "b", "b"], "users": ["shift", "stable"] * 2, "gain": [0.1, 0.2, -0.1, 0.0],
+         "low": [0.0, 0.1, -0.2, -0.1], "high": [0.2, 0.3, 0.0, 0.1]}
+    )  # fmt: skip
+    ax = relative_gains(table, claim=0.15).axes[0]
+    assert sorted(p.get_height() for p in ax.patches) == sorted(table["gain"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["shift", "stable"]
+    lines = relative_gains(table.assign(users=[1, 3, 1, 3]), x="users").axes[0]
+    assert len(lines.patches) == 0 and len(lines.containers) == 2  # numeric x: one error-bar line per model
+
+
+def test_user_timeline_has_one_row_per_category_and_an_unknown_row_without_categories():
+    import numpy as np
+    import pandas as pd
+
+    from recsys_helpers.plots import user_timeline
+
+    times = pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])
+    events = pd.DataFrame({"item": [1, 2, 1], "timestamp": times, "explicit": [False, False, True]})
+    ax = user_timeline(events, np.array([-1, 7, 8]), {"purchase": times[-1]}).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["category 7", "category 8"]
+    ax = user_timeline(events, np.full(3, -1)).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["category unknown"]
+
+
+def test_cnn_filters_draws_one_panel_per_height_and_the_vertical_weights():
+    import numpy as np
+
+    from recsys_helpers.models.layers import CaserEncoder
+    from recsys_helpers.plots import cnn_filters
+
+    encoder = CaserEncoder(dim=6, heights=(1, 2, 3), filters=4, vertical=2)
+    image = np.random.default_rng(0).random((5, 8), dtype=np.float32)
+    encoder(image[None])  # build
+    axes = cnn_filters(encoder, image, top=3).axes
+    assert [ax.get_title() for ax in axes] == ["height 1", "height 2", "height 3", "vertical weights"]
+    assert [len(ax.get_xticklabels()) for ax in axes[:3]] == [5, 4, 3]  # L - h + 1 window starts
+    assert [t.get_text() for t in axes[3].get_yticklabels()] == ["t-5", "t-4", "t-3", "t-2", "t-1"]

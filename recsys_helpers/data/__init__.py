@@ -46,7 +46,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> pd
 
     name: "synthetic" (options: scale, seed; generated once and cached under data_dir/cache),
     "retailrocket" / "recobell" (data_dir defaults to data/<name>), or "events" (a file of your own
-    shop; options: path, columns, explicit_events, implicit_events, timestamp_unit).
+    shop: data_dir is its TOML mapping file (`mapping`), and/or options path, columns, names,
+    explicit_events, implicit_events, ignored_events, timestamp_unit override the file's entries).
     """
     from . import loaders  # the real-format readers
 
@@ -59,11 +60,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> pd
         folder = Path(data_dir) if data_dir is not None else default_data_dir() / name
         return getattr(loaders, f"load_{name}")(folder)
     if name == "events":
-        if "path" not in options:
+        from .mapping import read_mapping
+
+        if data_dir is None and "path" not in options:
             raise ValueError(
-                "load_dataset('events', ...) needs path=..., columns={...}, explicit_events=[...]."
+                "load_dataset('events', ...) needs your shop's mapping file (load_dataset('events', "
+                "'shop.toml')) or path=..., columns={...}, explicit_events=[...], implicit_events=[...]."
             )
-        return loaders.load_events(options.pop("path"), **options)
+        mapping = (read_mapping(data_dir) if data_dir is not None else {}) | options
+        return loaders.load_events(mapping.pop("path"), **mapping)
     raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}.")
 
 

@@ -337,14 +337,19 @@ def load_events(
     columns: Mapping[str, str],
     explicit_events: Iterable[str],
     implicit_events: Iterable[str],
+    ignored_events: Iterable[str] = (),
     timestamp_unit: str | None = None,
+    names: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Your own shop's events file (.csv, .csv.gz or .parquet) as the canonical frame.
 
     columns: canonical name -> the file's column, for user_id, item_id, timestamp, event and optionally
     category_id. Integer ids are kept; text ids become the codes 0..n-1 of their sorted unique values,
     and `attrs["id_maps"][name]` holds those values (code i <-> id_maps[name][i]). Timestamps are epoch
-    numbers in `timestamp_unit` ("s", "ms", ...) or date-time text.
+    numbers in `timestamp_unit` ("s", "ms", ...) or date-time text. Rows whose event is one of
+    `ignored_events` are dropped and counted in `attrs["load_report"]["ignored"]`; any other event
+    name must be declared implicit or explicit. names: the columns of a CSV without a header line.
+    The same arguments can live in a TOML file: `mapping.read_mapping`.
     """
     path = Path(path)
     source = str(path)
@@ -360,7 +365,10 @@ def load_events(
             f"missing key(s) {missing}. Map each of {list(EVENT_FILE_COLUMNS)} (category_id optional) "
             "to a column of the file."
         )
-    raw = _read_event_file(path, list(columns.values()))
+    raw = _read_event_file(path, list(columns.values()), None if names is None else list(names))
+    ignored = raw[columns["event"]].astype(str).isin(list(ignored_events))
+    ignored_counts = raw[columns["event"]][ignored].astype(str).value_counts().to_dict()
+    raw = raw[~ignored.to_numpy()].reset_index(drop=True)
     frame = pd.DataFrame({"event": raw[columns["event"]]})
     id_maps = {}
     for name in ("user_id", "item_id"):
@@ -378,23 +386,30 @@ def load_events(
         frame, explicit_events=explicit_events, implicit_events=implicit_events, source=source
     )
     events.attrs["id_maps"] = id_maps
+    events.attrs["load_report"]["ignored"] = {name: int(n) for name, n in ignored_counts.items()}
     return events
 
 
-def _read_event_file(path: Path, wanted: list[str]) -> pd.DataFrame:
-    """The `wanted` columns of a CSV (types inferred) or Parquet file; a missing one is a DataError."""
+def _read_event_file(path: Path, wanted: list[str], names: list[str] | None = None) -> pd.DataFrame:
+    """The `wanted` columns of a CSV (types inferred; `names`: its columns when it has no header
+    line) or Parquet file; a missing one is a DataError."""
     source = str(path)
     if path.suffix in (".parquet", ".pq"):
         require_columns(pd.DataFrame(columns=pq.read_schema(path).names), wanted, source)
         return pd.read_parquet(path, columns=wanted)
     if path.suffix != ".csv" and path.suffixes[-2:] != [".csv", ".gz"]:
         raise DataError(f"{source}: unsupported file type; save your events as .csv, .csv.gz or .parquet.")
-    require_columns(pd.DataFrame(columns=_csv_header(path)), wanted, source)
+    header = {"header": None, "names": names} if names else {}
+    require_columns(pd.DataFrame(columns=names or _csv_header(path)), wanted, source)
     try:
+        if names:
+            convert = pacsv.ConvertOptions(include_columns=wanted)
+            header_less = pacsv.ReadOptions(column_names=names)
+            return pacsv.read_csv(path, header_less, convert_options=convert).to_pandas()
         return pd.read_csv(path, engine="pyarrow", usecols=wanted)
-    except pd.errors.ParserError:  # pyarrow does not say which line
+    except (pd.errors.ParserError, pa.ArrowInvalid):  # pyarrow does not say which line
         try:
-            return pd.read_csv(path, index_col=False)[wanted]  # slower, but names the bad line
+            return pd.read_csv(path, index_col=False, **header)[wanted]  # slower, but names the bad line
         except pd.errors.ParserError as error:
             raise DataError(f"{source}: {error}. Every row needs one value per header column.") from None
 

@@ -36,6 +36,10 @@ class Interactions:
         """Number of real items (dense ids 1..n_items; 0 is padding)."""
         return len(self.item_ids) - 1
 
+    def has_categories(self, column: str = "category_id") -> bool:
+        """Whether any item has a known category (many click logs have none)."""
+        return column in self.events.columns and bool(self.events[column].notna().any())
+
     def item_categories(self, column: str = "category_id") -> np.ndarray:
         """Raw category of every dense item id: int64[n_items + 1], -1 where unknown."""
         out = np.full(self.n_items + 1, -1, dtype=np.int64)

@@ -7,24 +7,20 @@ scores = model.score(users, sequences, candidates)
 
 from __future__ import annotations
 
+from ..registry import MODEL_NAMES
+from ._tensorflow import GPUS  # first: the quiet import of TensorFlow and the version check
 from .base import CASER_DEFAULTS, History, ModelConfig, Recommender
 from .baselines import Popularity, RecentlyViewed
 from .gru4rec import GRU4Rec
 from .mf import MF
 from .neural import ITE, Caser, CNNHybrid, NeuralRecommender, RNNHybrid
 
-MODELS: dict[str, type[Recommender]] = {
-    "popularity": Popularity,
-    "recently_viewed": RecentlyViewed,
-    "mf": MF,
-    "gru4rec": GRU4Rec,
-    "caser": Caser,
-    "rnn_hybrid": RNNHybrid,
-    "ite": ITE,
-    "cnn_hybrid": CNNHybrid,
-}
+MODELS: dict[str, type[Recommender]] = dict(
+    zip(MODEL_NAMES, (Popularity, RecentlyViewed, MF, GRU4Rec, Caser, RNNHybrid, ITE, CNNHybrid), strict=True)
+)
 
 __all__ = [
+    "GPUS",
     "CASER_DEFAULTS",
     "ITE",
     "MF",

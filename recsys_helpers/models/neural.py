@@ -3,7 +3,10 @@
 Every network maps {user int[B], sequence int[B, L], items int[B, C]} to logits float[B, C]:
 one user-side pass (embedding, sequence encoder) broadcast over C candidate items. Training
 uses the same graph with C = 1 + negatives (the positive in column 0); evaluation with C = 1,000
-or all items, so a sequence is encoded once per user, never once per candidate.
+or all items, so a sequence is encoded once per user, never once per candidate. A network
+declares only the inputs it reads (ITE has no sequence, Caser without p_u no user): Keras before
+3.14 refuses a functional model with an unused input. The engine hands each network the part of
+a batch it declares (`network_inputs`).
 
 Training examples: every training interaction (user, the L items before it, the item), with
 labels implicit = 1 and explicit = [event is explicit]; each gets `negatives` items the user never
@@ -76,7 +79,7 @@ class NeuralRecommender(Recommender):
 
         def run_epoch(epoch: int) -> float:
             items = np.column_stack([targets, sample(rng)]).astype(np.int32)
-            inputs = {"user": users, "sequence": sequences, "items": items}
+            inputs = network_inputs(self.network_, {"user": users, "sequence": sequences, "items": items})
             return trainer.fit_epoch(inputs, labels, positives_per_step, rng, verbose=c.verbose)
 
         return train_with_early_stopping(
@@ -149,6 +152,7 @@ class NeuralRecommender(Recommender):
         pair) stay in the CPU's cache instead of streaming hundreds of MB through memory per pass.
         Same numbers as the plain graph up to float32 rounding (tested).
         """
+        batch = network_inputs(self.network_, batch)
         if not (factored and self.two_stage and self._product_fusion()):
             logits = self.network_(batch, training=False)
             if self.two_stage:
@@ -156,7 +160,7 @@ class NeuralRecommender(Recommender):
             return logits["implicit"]
         head, d = self.network_.get_layer("head"), self.config.dim
         first = head.mlp[0]
-        user_side = tf.nest.flatten(self._user_side({"user": batch["user"], "sequence": batch["sequence"]}))
+        user_side = tf.nest.flatten(self._user_side(network_inputs(self._user_side, batch)))
         per_user = tf.add_n(
             [u[:, :, None] * first.kernel[i * d : (i + 1) * d][None] for i, u in enumerate(user_side)]
         )
@@ -180,7 +184,7 @@ class NeuralRecommender(Recommender):
     def _user_side(self) -> keras.Model:
         """{user, sequence} -> the user-side inputs of the fusion layer (s_u and/or p_u), float[B, d] each."""
         if getattr(self, "_user_side_model", None) is None:
-            inputs = {k: self.network_.input[k] for k in ("user", "sequence")}
+            inputs = {k: v for k, v in self.network_.input.items() if k != "items"}
             outputs = self.network_.get_layer("fusion").input[:-1]
             self._user_side_model = keras.Model(inputs, outputs)
         return self._user_side_model
@@ -268,17 +272,27 @@ def output_logits(query, items, n_items: int, width: int):
     return ops.einsum("bf,bcf->bc", query, output_items) + ops.squeeze(bias, -1)
 
 
-def _inputs(seq_len: int) -> dict:
-    return {
-        "user": keras.Input((), dtype="int32", name="user"),
-        "sequence": keras.Input((seq_len,), dtype="int32", name="sequence"),
-        "items": keras.Input((None,), dtype="int32", name="items"),
-    }
+class _Inputs(dict):
+    """The network's inputs {user int[B], sequence int[B, L], items int[B, C]}, each created on
+    first use: the model built from them declares only the inputs its graph reads."""
+
+    def __init__(self, seq_len: int) -> None:
+        super().__init__()
+        self.shapes = {"user": (), "sequence": (seq_len,), "items": (None,)}
+
+    def __missing__(self, name: str):
+        self[name] = keras.Input(self.shapes[name], dtype="int32", name=name)
+        return self[name]
+
+
+def network_inputs(network: keras.Model, batch: dict) -> dict:
+    """The entries of batch {user, sequence, items} that `network` declares as inputs."""
+    return {name: batch[name] for name in network.input}
 
 
 def _two_stage_model(name: str, inputs: dict, x, config: ModelConfig) -> keras.Model:
     implicit, explicit = ImplicitExplicitHead(config.mlp, config.dropout, config.l2, name="head")(x)
-    return keras.Model(inputs, {"implicit": implicit, "explicit": explicit}, name=name)
+    return keras.Model(dict(inputs), {"implicit": implicit, "explicit": explicit}, name=name)
 
 
 class CNNHybrid(NeuralRecommender):
@@ -304,7 +318,7 @@ class CNNHybrid(NeuralRecommender):
 
     def build_network(self, n_users: int, n_items: int) -> keras.Model:
         c = self.config
-        inputs = _inputs(c.seq_len)
+        inputs = _Inputs(c.seq_len)
         user_side = []
         if c.components in ("full", "cnn_only"):
             embedded = MaskedEmbedding(n_items + 1, c.dim, name="sequence_items")(inputs["sequence"])
@@ -335,7 +349,7 @@ class ITE(NeuralRecommender):
 
     def build_network(self, n_users: int, n_items: int) -> keras.Model:
         c = self.config
-        inputs = _inputs(c.seq_len)
+        inputs = _Inputs(c.seq_len)
         gmf = Fusion("product", name="gmf")(
             [
                 Embedding(n_users, c.dim, name="users_gmf")(inputs["user"]),
@@ -367,7 +381,7 @@ class Caser(NeuralRecommender):
 
     def build_network(self, n_users: int, n_items: int) -> keras.Model:
         c = self.config
-        inputs = _inputs(c.seq_len)
+        inputs = _Inputs(c.seq_len)
         embedded = MaskedEmbedding(n_items + 1, c.dim, name="sequence_items")(inputs["sequence"])
         z = CaserEncoder(
             c.dim, c.horizontal_heights, c.horizontal_filters, c.vertical_filters, c.dropout, name="cnn"
@@ -378,4 +392,4 @@ class Caser(NeuralRecommender):
         width = c.dim * len(user_side)
         query = user_side[0] if len(user_side) == 1 else layers.Concatenate(name="query")(user_side)
         logits = output_logits(query, inputs["items"], n_items, width)
-        return keras.Model(inputs, {"implicit": logits}, name=self.name)
+        return keras.Model(dict(inputs), {"implicit": logits}, name=self.name)
