@@ -78,12 +78,12 @@ def interest_shift(
     recent = the CNN's window L = 5, min_history = the paper's 5-interaction filter, threshold =
     half of the recent mass in categories the history does not explain.
     """
-    categories = split.data.item_categories(column)
-    if (categories[1:] < 0).all():
+    if not split.data.has_categories(column):
         raise ValueError(
             f"no item has a {column!r}: interest shift is measured over categories. Load the "
             "dataset with its category file (RetailRocket: item_properties*.csv; Recobell: product file)."
         )
+    categories = split.data.item_categories(column)
     targets = split.targets(which)
     events = split.events
     users = events["user"].to_numpy()
