@@ -10,7 +10,7 @@ from . import versions
 from .data import DATASETS, PRESETS, generate_shop, load_dataset, preprocess, table1
 from .data.mapping import TIME_UNITS, events_options, mapping_file
 from .protocol import NEGATIVE_MODES, TARGET_MODES, leave_one_out, protocol_facts
-from .registry import MODEL_NAMES
+from .registry import MODEL_NAMES, split_name
 
 # The paper's Table 1 (after the >= 5-interactions filter).
 PAPER_TABLE1 = {
@@ -146,7 +146,9 @@ def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
 
 def cmd_experiment(args: argparse.Namespace) -> None:
     everything = args.models == "all"
-    models = list(MODEL_NAMES) if everything else _parse_list(args.models, "models", valid=MODEL_NAMES)
+    models = list(MODEL_NAMES) if everything else _parse_list(args.models, "models")
+    for name in models:
+        split_name(name)  # an unknown name is one clear error, before TensorFlow is imported
     seeds = _parse_list(args.seeds, "seeds", int)
     events = _events_options(args)
     from .experiments import load_split, run_experiment, write_report  # imports TensorFlow: after the checks

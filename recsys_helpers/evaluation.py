@@ -100,11 +100,11 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
-def model_inputs(model, split: Split, which: str) -> tuple[np.ndarray, np.ndarray]:
-    """(users, sequences) as the model wants them: session-only for session-based models."""
-    targets = split.targets(which)
+def model_inputs(model, split: Split, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, sequences, kinds) as the model wants them: the last SEQUENCE_LENGTH events before
+    each target and their event kinds, session-only for session-based models."""
     same_session = getattr(model, "session_based", False)
-    return targets.user, split.sequences(which, SEQUENCE_LENGTH, same_session=same_session)
+    return split.targets(which).user, *split.windows(which, SEQUENCE_LENGTH, same_session=same_session)
 
 
 def evaluate(
@@ -114,17 +114,19 @@ def evaluate(
     targets = split.targets(which)
     if len(targets) == 0:
         raise ValueError(f"the split has no {which} targets to evaluate.")
-    users, sequences = model_inputs(model, split, which)
+    users, sequences, kinds = model_inputs(model, split, which)
     ranks = np.empty(len(targets), dtype=np.int64)
     for start in range(0, len(targets), batch_size):
         part = slice(start, start + batch_size)
-        scores = np.asarray(model.score(users[part], sequences[part], targets.candidates[part]))
+        scores = np.asarray(model.score(users[part], sequences[part], targets.candidates[part], kinds[part]))
         ranks[part] = rank_of_positive(scores[:, 0], scores[:, 1:])
-    full_ranks = _full_ranks(model, split, which, users, sequences) if full else None
+    full_ranks = _full_ranks(model, split, which, users, sequences, kinds) if full else None
     return Evaluation(ranks, full_ranks, targets.repeat)
 
 
-def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: int = 256) -> np.ndarray:
+def _full_ranks(
+    model, split: Split, which: str, users, sequences, kinds, batch_size: int = 256
+) -> np.ndarray:
     targets = split.targets(which)
     ptr, excluded = split.excluded_items(which)
     all_items = np.arange(1, split.n_items + 1)
@@ -132,7 +134,8 @@ def _full_ranks(model, split: Split, which: str, users, sequences, batch_size: i
     for start in range(0, len(targets), batch_size):
         stop = min(start + batch_size, len(targets))
         candidates = np.broadcast_to(all_items, (stop - start, split.n_items))
-        scores = np.asarray(model.score(users[start:stop], sequences[start:stop], candidates))
+        part = slice(start, stop)
+        scores = np.asarray(model.score(users[part], sequences[part], candidates, kinds[part]))
         ranks[start:stop] = count_beating(scores, targets.item[start:stop], ptr[start : stop + 1], excluded)
     return ranks
 
@@ -217,9 +220,10 @@ def top_items(model, split: Split, index: int, k: int = 10, which: str = "test")
     the same ranking as `evaluate(..., full=True)`."""
     targets = split.targets(which)
     ptr, excluded = split.excluded_items(which)
-    users, sequences = model_inputs(model, split, which)
+    users, sequences, kinds = model_inputs(model, split, which)
     all_items = np.arange(1, split.n_items + 1)
-    scores = np.asarray(model.score(users[[index]], sequences[[index]], all_items[None]), dtype=np.float64)
+    scores = model.score(users[[index]], sequences[[index]], all_items[None], kinds[[index]])
+    scores = np.asarray(scores, dtype=np.float64)
     rank = int(count_beating(scores, targets.item[[index]], ptr[index : index + 2], excluded)[0]) + 1
     own = np.setdiff1d(excluded[ptr[index] : ptr[index + 1]], [targets.item[index]])
     scores[0, own - 1] = -np.inf
@@ -230,15 +234,15 @@ def occlusion(model, split: Split, index: int, items: dict[str, int], which: str
     """Which items of one target's input window drove the scores of `items` ({label: item}): each
     window item in turn is replaced by padding and the drop of every item's score is recorded (one
     row per non-padding window position, oldest first; a large drop = the item mattered)."""
-    users, sequences = model_inputs(model, split, which)
-    window = sequences[index, -model.config.seq_len :]
+    users, sequences, kinds = model_inputs(model, split, which)
+    window, window_kinds = sequences[index, -model.config.seq_len :], kinds[index, -model.config.seq_len :]
     candidates = np.array([list(items.values())])
-    base = model.score(users[[index]], window[None], candidates)[0]
+    base = model.score(users[[index]], window[None], candidates, window_kinds[None])[0]
     rows = []
     for position in np.flatnonzero(window):
-        occluded = window.copy()
-        occluded[position] = 0
-        drop = base - model.score(users[[index]], occluded[None], candidates)[0]
+        occluded, occluded_kinds = window.copy(), window_kinds.copy()
+        occluded[position] = occluded_kinds[position] = 0
+        drop = base - model.score(users[[index]], occluded[None], candidates, occluded_kinds[None])[0]
         row = {"position": f"t-{len(window) - position}", "item": int(window[position])}
         rows.append(row | dict(zip(items, drop, strict=True)))
     return pd.DataFrame(rows)
@@ -251,12 +255,14 @@ def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256
     from .models.neural import network_inputs  # TensorFlow only when needed
 
     targets = split.targets(which)
-    users, sequences = model_inputs(model, split, which)
-    sequences = sequences[:, -model.config.seq_len :]
+    users, sequences, kinds = model_inputs(model, split, which)
+    window = model.window_inputs(sequences, kinds)
     logits = {"implicit": [], "explicit": []}
     for start in range(0, len(users), batch):
         part = slice(start, start + batch)
-        inputs = {"user": users[part], "sequence": sequences[part], "items": targets.candidates[part]}
+        inputs = {"user": users[part], "items": targets.candidates[part]} | {
+            k: v[part] for k, v in window.items()
+        }
         inputs = {name: np.asarray(values, dtype=np.int32) for name, values in inputs.items()}
         out = model.network_(network_inputs(model.network_, inputs), training=False)
         for stage, parts in logits.items():

@@ -14,9 +14,10 @@ import pandas as pd
 from .data import SyntheticShop
 from .evaluation import GROUPS, Evaluation, count_beating, evaluate
 from .metrics import bootstrap_ci, paired_comparison, rank_of_positive
-from .models import make_model
+from .models import SeenFirst, make_model
 from .models.base import History, Recommender
 from .protocol import Split
+from .registry import split_name
 
 # Table 2 of the paper: HR@10 and NDCG@10 on RetailRocket and Recobell.
 PAPER_TABLE2 = pd.DataFrame(
@@ -188,7 +189,12 @@ def train(
 
 
 def _fit(name: str, split: Split, cache: str | Path | None, overrides: dict) -> tuple[Recommender, History]:
-    """`make_model(name, **overrides).fit(split)`, through the cache when there is one (see `train`)."""
+    """`make_model(name, **overrides).fit(split)`, through the cache when there is one (see `train`).
+    A wrapped model ("seen_first+caser") fits its inner model through the cache, then wraps it."""
+    wrapper, inner = split_name(name)
+    if wrapper:
+        model, history = _fit(inner, split, cache, overrides)
+        return SeenFirst(model).remember(split), history
     model = make_model(name, **overrides)
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)

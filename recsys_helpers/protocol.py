@@ -14,7 +14,10 @@
   before each user's test target ("all prior interactions", as the paper), has no validation
   targets, and is trained for the epoch count the selection fit chose. Nothing at or after a test
   target is kept.
-* Model input at prediction time: the user id and the last L events before the target.
+* Model input at prediction time: the user id and the last L events before the target, each an
+  item and its event kind (`last_events`: 1 implicit, e.g. a view; 2 explicit, e.g. a cart; 3 a
+  purchase; 0 padding). `distinct_window` collapses repeated events of one item (the paper's
+  "sequence of distinct recent items").
 * **Repeat and new targets**: a target is `repeat` when its item occurs among the user's events
   before it (history only), else `new`; evaluations report both groups.
 * **Candidates**: the target + `n_negatives` items, drawn once from a seed and shared by every
@@ -44,6 +47,8 @@ TARGET_MODES = ("interactions", "events")
 NEGATIVE_MODES = ("never_interacted", "hard")
 # Explicit event names that complete a purchase; any other explicit event (a cart) is weaker.
 PURCHASE_EVENTS = frozenset({"transaction", "order", "purchase", "buy"})
+# The event kinds a window carries, weakest first; 0 pads a window shorter than L.
+KINDS = ("padding", "implicit", "explicit", "purchase")
 
 
 @dataclass
@@ -133,6 +138,11 @@ class Split:
         same_session=True keeps only items of the target's own session (session-based models).
         """
         return last_items(self.events, self.targets(which).row, length, same_session)
+
+    def windows(self, which: str, length: int, same_session: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The last `length` events before each target: (items int64[n, length], kinds
+        int8[n, length]), as `last_events`."""
+        return last_events(self.events, self.targets(which).row, length, same_session)
 
     def excluded_items(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         """Items that are not negatives for each target (CSR: ptr int64[n + 1], items int64[nnz]).
@@ -225,16 +235,64 @@ def last_items(events: pd.DataFrame, rows: np.ndarray, length: int, same_session
 
     -> int64[n, length], left-padded with PADDING_ITEM (0).
     """
+    return last_events(events, rows, length, same_session)[0]
+
+
+def last_events(
+    events: pd.DataFrame, rows: np.ndarray, length: int, same_session: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `length` events before each row, same user (and session if asked), oldest first.
+
+    -> (items int64[n, length], kinds int8[n, length]), left-padded with item 0 and kind 0
+    (`KINDS`: 1 implicit, 2 explicit, 3 purchase).
+    """
     if length < 1:
         raise ValueError(f"sequence length must be >= 1, got {length}.")
-    items = events["item"].to_numpy()
     group = events["session" if same_session else "user"].to_numpy()
     rows = np.asarray(rows, dtype=np.int64)
     index = rows[:, None] - np.arange(length, 0, -1)[None, :]
     valid = index >= 0
     index = np.maximum(index, 0)
     valid &= group[index] == group[rows][:, None]
-    return np.where(valid, items[index], PADDING_ITEM)
+    items = np.where(valid, events["item"].to_numpy()[index], PADDING_ITEM)
+    return items, np.where(valid, event_kinds(events)[index], 0).astype(np.int8)
+
+
+def event_kinds(events: pd.DataFrame) -> np.ndarray:
+    """int8[n_events]: 1 implicit, 2 explicit, 3 purchase (an explicit event in PURCHASE_EVENTS)."""
+    explicit = events["explicit"].to_numpy()
+    purchase = np.isin(events["event"].to_numpy().astype(str), list(PURCHASE_EVENTS))
+    return (1 + explicit + (explicit & purchase)).astype(np.int8)
+
+
+def distinct_window(items: np.ndarray, kinds: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last `length` DISTINCT items of each window, each with its strongest kind in the window.
+
+    items int64[n, m], kinds int8[n, m] (as `last_events`, oldest first) -> (items int64[n, length],
+    kinds int8[n, length]), left-padded with 0. An item keeps the place of its last occurrence:
+    view A, view B, view A gives [B, A]; view A, cart A gives [A] with kind explicit.
+    """
+    n, m = items.shape
+    order = np.argsort(items, axis=1, kind="stable")  # equal items stay in time order
+    s_items = np.take_along_axis(items, order, 1).ravel()
+    s_kinds = np.take_along_axis(kinds, order, 1).ravel()
+    starts = np.ones(n * m, dtype=bool)
+    starts[1:] = s_items[1:] != s_items[:-1]
+    starts[::m] = True  # runs never cross rows
+    run_start = np.flatnonzero(starts)
+    run_of = np.cumsum(starts) - 1
+    strongest = np.maximum.reduceat(s_kinds, run_start)[run_of]
+    last_of_run = np.r_[starts[1:], True] & (s_items != PADDING_ITEM)
+    keep, strongest_at = np.zeros((n, m), dtype=bool), np.zeros((n, m), dtype=np.int8)
+    np.put_along_axis(keep, order, last_of_run.reshape(n, m), 1)
+    np.put_along_axis(strongest_at, order, strongest.reshape(n, m), 1)
+    column = length - np.cumsum(keep[:, ::-1], axis=1)[:, ::-1]  # where each kept event lands
+    keep &= column >= 0
+    out_items, out_kinds = np.zeros((n, length), dtype=items.dtype), np.zeros((n, length), dtype=np.int8)
+    row = np.nonzero(keep)[0]
+    out_items[row, column[keep]] = items[keep]
+    out_kinds[row, column[keep]] = strongest_at[keep]
+    return out_items, out_kinds
 
 
 def explicit_interactions(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

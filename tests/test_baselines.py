@@ -3,7 +3,7 @@ import pytest
 
 from recsys_helpers.data import preprocess
 from recsys_helpers.evaluation import evaluate
-from recsys_helpers.models import MF, Popularity, RecentlyViewed
+from recsys_helpers.models import MF, Popularity, RecentlyViewed, make_model
 from recsys_helpers.protocol import leave_one_out
 from tests.helpers import make_events, synthetic_split
 
@@ -115,3 +115,24 @@ def test_mf_scores_are_a_function_of_its_seed(ci):
     )
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, other)
+
+
+def test_seen_first_puts_the_users_touched_items_first_by_recency_then_the_inner_order(tiny):
+    # User 1 (index 0) touched 2, 3, 4, 5 in training; popularity counts are [_, 2, 3, 2, 2, 1, 0, 1, 2].
+    model = make_model("seen_first+popularity")
+    model.fit(tiny)
+    candidates = np.array([[8, 2, 1, 5, 3, 7]])
+    scores = model.score(np.array([0]), np.zeros((1, 3), int), candidates)[0]
+    ranked = candidates[0, np.argsort(-scores, kind="stable")].tolist()
+    assert ranked == [5, 3, 2, 8, 1, 7]  # touched: 5 latest, then 3, then 2; the rest by count 2, 2, 1
+
+
+def test_seen_first_remembers_the_history_of_the_fit_it_wraps(tiny):
+    # The final fit adds the validation buy and its later views: user 4's touched items change.
+    selection, final = make_model("seen_first+popularity"), make_model("seen_first+popularity")
+    selection.fit(tiny)
+    final.fit(tiny.final())
+    user4 = np.array([3])
+    candidates = np.array([[5, 2, 8]])
+    assert (selection.score(user4, np.zeros((1, 1), int), candidates) <= 3).all()  # nothing touched yet
+    assert np.argsort(-final.score(user4, np.zeros((1, 1), int), candidates)[0]).tolist() == [1, 2, 0]

@@ -103,7 +103,8 @@ split = synthetic_split("ci", seed=0)[2]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 model = CNNHybrid(**{TINY!r})
 history = model.fit(split, strategy=strategy)
-scores = model.score(split.test.user[:7], split.sequences("test", 5)[:7], split.test.candidates[:7])
+items, kinds = split.windows("test", 5)
+scores = model.score(split.test.user[:7], items[:7], split.test.candidates[:7], kinds[:7])
 try:
     outside = CNNHybrid(**{TINY!r}).build_network(10, 20)
     LazyAdamTrainer(outside, weighted_bce({{"implicit": 1.0}}), strategy=strategy)
@@ -152,11 +153,8 @@ def test_the_default_strategy_trains_exactly_as_no_strategy(ci_split):
     for strategy in (None, tf.distribute.get_strategy()):
         model = CNNHybrid(**TINY)
         model.fit(ci_split, strategy=strategy)
-        scores.append(
-            model.score(
-                ci_split.test.user[:9], ci_split.sequences("test", 5)[:9], ci_split.test.candidates[:9]
-            )
-        )
+        items, kinds = ci_split.windows("test", 5)
+        scores.append(model.score(ci_split.test.user[:9], items[:9], ci_split.test.candidates[:9], kinds[:9]))
     np.testing.assert_array_equal(scores[0], scores[1])
 
 
@@ -165,9 +163,6 @@ def test_optimizer_adam_is_plain_adam_not_the_lazy_update(ci_split):
     for optimizer in ("lazy_adam", "adam"):
         model = CNNHybrid(**TINY, optimizer=optimizer)
         model.fit(ci_split)
-        scores.append(
-            model.score(
-                ci_split.test.user[:9], ci_split.sequences("test", 5)[:9], ci_split.test.candidates[:9]
-            )
-        )
+        items, kinds = ci_split.windows("test", 5)
+        scores.append(model.score(ci_split.test.user[:9], items[:9], ci_split.test.candidates[:9], kinds[:9]))
     assert np.abs(scores[0] - scores[1]).max() > 1e-6

@@ -107,7 +107,17 @@ def test_a_bad_model_name_is_refused_before_tensorflow_is_imported():
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.stdout.split() == ["2", "False"]
-    assert result.stderr.count("\n") == 1 and "unknown ['foo']" in result.stderr
+    assert result.stderr.count("\n") == 1 and "unknown model 'foo'" in result.stderr
+
+
+def test_a_wrapped_model_name_is_accepted_and_a_bad_wrapper_refused():
+    from recsys_helpers.registry import split_name
+
+    assert split_name("seen_first+caser") == ("seen_first", "caser")
+    assert split_name("mf") == (None, "mf")
+    for bad in ("first_seen+caser", "seen_first+foo", "seen_first+seen_first+mf"):
+        with pytest.raises(ValueError, match="seen_first\\+<model>"):
+            split_name(bad)
 
 
 TAOBAO = Path(__file__).parent / "fixtures" / "taobao"

@@ -18,12 +18,12 @@ class _Oracle:
     def __init__(self, split):
         self.target = dict(zip(split.test.user, split.test.item, strict=True))
 
-    def score(self, users, sequences, candidates):
+    def score(self, users, sequences, candidates, kinds=None):
         return (candidates == np.array([self.target[u] for u in users])[:, None]).astype(float)
 
 
 class _Constant:
-    def score(self, users, sequences, candidates):
+    def score(self, users, sequences, candidates, kinds=None):
         return np.zeros(np.shape(candidates))
 
 
@@ -101,7 +101,7 @@ def test_occlusion_measures_each_window_items_effect_on_the_scores():
     class LastItem:  # scores an item 1 when it is the window's last item
         config = type("Config", (), {"seq_len": 3})
 
-        def score(self, users, sequences, candidates):
+        def score(self, users, sequences, candidates, kinds=None):
             return (candidates == np.asarray(sequences)[:, -1:]).astype(float)
 
     split = synthetic_split("ci")[2]

@@ -44,7 +44,7 @@ def test_long_sessions_keep_their_last_events(sessions_split):
 
 
 def test_evaluation_feeds_only_the_targets_own_session(sessions_split):
-    _, sequences = model_inputs(GRU4Rec(**SMALL), sessions_split, "test")
+    _, sequences, _ = model_inputs(GRU4Rec(**SMALL), sessions_split, "test")
     assert sequences[:, -4:].tolist() == [[0, 0, 4, 5], [7, 8, 9, 10]]  # user 1: not items 1, 2, 3
 
 
@@ -90,7 +90,7 @@ def test_sampled_loss_is_cross_entropy_over_the_sampled_items_without_copies_of_
 
 
 def test_scores_have_the_candidate_shape_and_are_finite(trained, ci):
-    users, sequences = model_inputs(trained, ci, "test")
+    users, sequences, _ = model_inputs(trained, ci, "test")
     scores = trained.score(users, sequences, ci.test.candidates)
     assert scores.shape == ci.test.candidates.shape and scores.dtype == np.float32
     assert np.isfinite(scores).all()
@@ -111,7 +111,7 @@ def test_a_session_without_prior_items_is_scored_by_the_output_bias(trained, ci)
 
 
 def test_full_ranking_scores_match_the_gathered_candidate_scores(trained, ci):
-    users, sequences = model_inputs(trained, ci, "test")
+    users, sequences, _ = model_inputs(trained, ci, "test")
     every_item = np.tile(np.arange(1, ci.n_items + 1), (5, 1))
     full = trained.score(users[:5], sequences[:5], every_item)  # one matrix product, then picked
     few = trained.score(users[:5], sequences[:5], every_item[:, :7])  # 7 output rows gathered
@@ -134,7 +134,7 @@ def test_same_seed_same_scores_and_another_seed_differs(ci):
     models = [GRU4Rec(dim=16, epochs=1, verbose=0, seed=seed) for seed in (3, 3, 4)]
     for model in models:
         model.fit(ci)
-    users, sequences = model_inputs(models[0], ci, "test")
+    users, sequences, _ = model_inputs(models[0], ci, "test")
     a, b, other = (model.score(users, sequences, ci.test.candidates) for model in models)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, other)
@@ -142,7 +142,7 @@ def test_same_seed_same_scores_and_another_seed_differs(ci):
 
 def test_save_and_load_give_identical_scores(trained, ci, tmp_path):
     loaded = GRU4Rec.load(trained.save(tmp_path / "gru"))
-    users, sequences = model_inputs(trained, ci, "test")
+    users, sequences, _ = model_inputs(trained, ci, "test")
     np.testing.assert_array_equal(
         trained.score(users, sequences, ci.test.candidates),
         loaded.score(users, sequences, ci.test.candidates),

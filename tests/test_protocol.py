@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from recsys_helpers.data import DataError, preprocess
-from recsys_helpers.protocol import Split, Targets, leave_one_out, protocol_facts, sample_negatives
+from recsys_helpers.protocol import (
+    Split,
+    Targets,
+    distinct_window,
+    event_kinds,
+    last_events,
+    leave_one_out,
+    protocol_facts,
+    sample_negatives,
+)
 from tests.helpers import make_events, synthetic_split
 
 # Raw item k is dense item k (items 1..11 all appear). User 1 buys twice then views item 6 after
@@ -81,6 +90,22 @@ def test_same_seed_same_candidates_other_seed_other_candidates(split):
 def test_sequences_are_the_last_items_before_the_target_left_padded(split):
     assert split.sequences("test", 3).tolist() == [[2, 3, 4], [8, 9, 10]]
     assert split.sequences("valid", 4).tolist() == [[0, 0, 1, 2]]
+
+
+def test_windows_carry_each_events_kind_and_pad_with_kind_zero():
+    rows = [(1, 1, 0, "view"), (1, 2, 1, "cart"), (1, 2, 2, "buy"), (1, 3, 3, "view"), (1, 4, 4, "view")]
+    events = preprocess(make_events(rows)).events  # dense ids: item_id k -> item k
+    assert event_kinds(events).tolist() == [1, 2, 3, 1, 1]
+    items, kinds = last_events(events, np.array([3]), 5)
+    assert items.tolist() == [[0, 0, 1, 2, 2]] and kinds.tolist() == [[0, 0, 1, 2, 3]]
+
+
+def test_a_distinct_window_keeps_each_items_last_place_and_strongest_kind():
+    items = np.array([[0, 7, 8, 7, 9], [5, 5, 5, 5, 5], [1, 2, 3, 4, 6]])
+    kinds = np.array([[0, 2, 1, 1, 1], [1, 1, 3, 1, 1], [1, 1, 1, 1, 2]], dtype=np.int8)
+    distinct, strongest = distinct_window(items, kinds, 3)
+    assert distinct.tolist() == [[8, 7, 9], [0, 0, 5], [3, 4, 6]]
+    assert strongest.tolist() == [[1, 2, 1], [0, 0, 3], [1, 1, 2]]
 
 
 def test_excluded_items_are_every_touched_item_under_the_papers_negatives(split):

@@ -1,23 +1,28 @@
 """Recommenders behind one interface, created by name:
 
-model = make_model("cnn_hybrid", seq_len=5, epochs=20)
+model = make_model("cnn_hybrid", seq_len=5, epochs=20)    # or "seen_first+cnn_hybrid"
 history = model.fit(split)
 scores = model.score(users, sequences, candidates)
 """
 
 from __future__ import annotations
 
-from ..registry import MODEL_NAMES
+from ..registry import BEYOND_PAPER, MODEL_NAMES, split_name
 from ._tensorflow import GPUS  # first: the quiet import of TensorFlow and the version check
 from .base import CASER_DEFAULTS, History, ModelConfig, Recommender
-from .baselines import Popularity, RecentlyViewed
+from .baselines import Popularity, RecentlyViewed, SeenFirst
 from .gru4rec import GRU4Rec
 from .mf import MF
-from .neural import ITE, Caser, CNNHybrid, NeuralRecommender, RNNHybrid
+from .neural import ITE, Caser, CNNHybrid, NeuralRecommender, RepeatHybrid, RNNHybrid
 
 MODELS: dict[str, type[Recommender]] = dict(
-    zip(MODEL_NAMES, (Popularity, RecentlyViewed, MF, GRU4Rec, Caser, RNNHybrid, ITE, CNNHybrid), strict=True)
+    zip(
+        MODEL_NAMES,
+        (Popularity, RecentlyViewed, MF, GRU4Rec, Caser, RNNHybrid, ITE, CNNHybrid),
+        strict=True,
+    )
 )
+BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(zip(BEYOND_PAPER, (RepeatHybrid,), strict=True))
 
 __all__ = [
     "GPUS",
@@ -25,6 +30,7 @@ __all__ = [
     "ITE",
     "MF",
     "MODELS",
+    "BEYOND_PAPER_MODELS",
     "CNNHybrid",
     "Caser",
     "GRU4Rec",
@@ -34,13 +40,16 @@ __all__ = [
     "Popularity",
     "RNNHybrid",
     "RecentlyViewed",
+    "RepeatHybrid",
+    "SeenFirst",
     "Recommender",
     "make_model",
 ]
 
 
 def make_model(name: str, config: ModelConfig | None = None, **overrides) -> Recommender:
-    """Create a model by registry name; unknown names or hyper-parameters are a clear error."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
-    return MODELS[name](config, **overrides)
+    """Create a model by registry name, or a wrapped one ("seen_first+caser": the wrapped model gets
+    the configuration); unknown names or hyper-parameters are a clear error."""
+    wrapper, inner = split_name(name)
+    model = (MODELS | BEYOND_PAPER_MODELS)[inner](config, **overrides)
+    return SeenFirst(model) if wrapper == "seen_first" else model

@@ -43,6 +43,10 @@ class ModelConfig:
     implicit_weight: float = 1.0  # eta in eta * BCE(implicit) + BCE(explicit)
     fusion: str = "product"  # "product" (s_u * e_j, p_u * e_j) or "concat" ([s_u, p_u, e_j])
     components: str = "full"  # "full", "long_term_only", "cnn_only"
+    event_kinds: bool = False  # window rows also carry their event kind (view / cart / purchase)
+    window: str = "events"  # "events": the last L events; "distinct": the last L distinct items
+    copy_len: int = 20  # repeat_hybrid: the latest events its copy path reads
+    history_negatives: int = 0  # of the `negatives` per positive, how many are other items of its history
     factors: int = 50  # MF
     als_iterations: int = 15
     als_regularization: float = 0.1
@@ -59,6 +63,7 @@ class ModelConfig:
             "epochs",
             "factors",
             "als_iterations",
+            "copy_len",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -68,6 +73,11 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.negatives < 1:
             raise ValueError(f"ModelConfig.negatives must be >= 1, got {self.negatives}.")
+        if not 0 <= self.history_negatives <= self.negatives:
+            raise ValueError(
+                f"ModelConfig.history_negatives must be in [0, negatives={self.negatives}], "
+                f"got {self.history_negatives}."
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}.")
         if self.optimizer not in ("lazy_adam", "adam"):
@@ -79,6 +89,8 @@ class ModelConfig:
                 "ModelConfig.components must be 'full', 'long_term_only' or 'cnn_only', "
                 f"got {self.components!r}."
             )
+        if self.window not in ("events", "distinct"):
+            raise ValueError(f"ModelConfig.window must be 'events' or 'distinct', got {self.window!r}.")
         if max(self.horizontal_heights, default=0) > self.seq_len:
             raise ValueError(
                 f"horizontal filter heights {self.horizontal_heights} exceed seq_len={self.seq_len}; "
@@ -94,6 +106,8 @@ class ModelConfig:
         return replace(self, **overrides)
 
 
+# Caser's own settings (Tang & Wang 2018), with its user embedding. components="cnn_only" is the
+# paper's reading of its Table 2 row: "CNN-only ... without an explicit long-term profile input".
 CASER_DEFAULTS = {"seq_len": 5, "horizontal_filters": 16, "vertical_filters": 4, "dropout": 0.5}
 
 
@@ -129,19 +143,36 @@ class Recommender(ABC):
         """Learn from `split.train` (and early-stop on `split.valid`)."""
 
     @abstractmethod
-    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def score(
+        self,
+        users: np.ndarray,
+        sequences: np.ndarray,
+        candidates: np.ndarray,
+        kinds: np.ndarray | None = None,
+    ) -> np.ndarray:
         """users int64[n], sequences int64[n, L'] (last items, 0-padded left; L' >= seq_len),
-        candidates int64[n, c] -> float32[n, c]; higher means more likely to be bought."""
+        candidates int64[n, c], kinds int8[n, L'] (the sequence's event kinds, `protocol.KINDS`;
+        needed by models whose window is typed) -> float32[n, c]; higher means more likely bought."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
 
-def check_score_inputs(users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> None:
-    """Shapes must agree: users[n], sequences[n, L], candidates[n, c]."""
+def check_score_inputs(
+    users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds: np.ndarray | None = None
+) -> None:
+    """Shapes must agree: users[n], sequences[n, L], candidates[n, c], kinds None or [n, L]."""
     n = len(users)
-    if np.ndim(sequences) != 2 or np.ndim(candidates) != 2 or len(sequences) != n or len(candidates) != n:
+    bad_kinds = kinds is not None and np.shape(kinds) != np.shape(sequences)
+    if (
+        np.ndim(sequences) != 2
+        or np.ndim(candidates) != 2
+        or len(sequences) != n
+        or len(candidates) != n
+        or bad_kinds
+    ):
         raise ValueError(
-            f"score expects users[n], sequences[n, L], candidates[n, c]; got shapes {np.shape(users)}, "
-            f"{np.shape(sequences)}, {np.shape(candidates)}."
+            f"score expects users[n], sequences[n, L], candidates[n, c] (and kinds[n, L]); got shapes "
+            f"{np.shape(users)}, {np.shape(sequences)}, {np.shape(candidates)}"
+            f"{'' if kinds is None else f', kinds {np.shape(kinds)}'}."
         )

@@ -30,7 +30,9 @@ class Popularity(Recommender):
         self.item_counts_ = counts.astype(np.float32)
         return History(seconds=[time.perf_counter() - start])
 
-    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+    ) -> np.ndarray:
         """-> float32[n, c]: the candidates' training counts (the same for every user)."""
         check_score_inputs(users, sequences, candidates)
         return self.item_counts_[np.asarray(candidates)]
@@ -50,7 +52,9 @@ class RecentlyViewed(Popularity):
 
     name = "recently_viewed"
 
-    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+    ) -> np.ndarray:
         """-> float32[n, c], vectorised over (user, candidate) pairs, one pass per sequence column."""
         check_score_inputs(users, sequences, candidates)
         sequences, candidates = np.asarray(sequences), np.asarray(candidates)
@@ -59,3 +63,63 @@ class RecentlyViewed(Popularity):
             item = sequences[:, t, None]
             scores[(candidates == item) & (item != PADDING_ITEM)] = 1 + t
         return scores
+
+
+class SeenFirst(Recommender):
+    """A composite floor: the user's touched items first, the most recent highest (as
+    RecentlyViewed), then the wrapped model's order for the rest. `make_model("seen_first+caser")`.
+
+        score(u, j) = max_c inner(u, c) + 1 + recency(u, j)   if u touched j in training
+                    = inner(u, j)                             otherwise
+
+    recency(u, j) in 0..k-1 orders the user's k touched items by their last event (most recent
+    k-1). "Touched" means any event in the fit's training rows: a split's selection fit holds the
+    events before each user's validation target, its final fit every event before the test target
+    (`protocol.Split.final`), so the floor always sees exactly the history before the target it
+    scores, the whole of it (RecentlyViewed reads the last 50 events it is given). A learned copy
+    path is only worth its weights if it beats this. Learned: the inner model's state, and
+    touched_ (sorted keys user * (n_items + 1) + item) with recency_ float32[len(touched_)].
+    """
+
+    def __init__(self, inner: Recommender) -> None:
+        self.inner = inner
+        self.name = f"seen_first+{inner.name}"
+        self.session_based = getattr(inner, "session_based", False)
+
+    @property
+    def config(self):
+        return self.inner.config
+
+    def fit(self, split: Split) -> History:
+        history = self.inner.fit(split)
+        self.remember(split)
+        return history
+
+    def remember(self, split: Split) -> SeenFirst:
+        """Record the touched items of split.train (the inner model is already fitted); -> self."""
+        train = split.train
+        self.n_items_ = split.n_items
+        keys = train["user"].to_numpy() * (split.n_items + 1) + train["item"].to_numpy()
+        # the last event of each (user, item) pair: unique on the reversed rows (rows are in time order)
+        reversed_keys = keys[::-1]
+        touched, first_reversed = np.unique(reversed_keys, return_index=True)
+        last_row = len(keys) - 1 - first_reversed
+        user = touched // (split.n_items + 1)
+        order = np.lexsort((last_row, user))  # per user, oldest last event first
+        rank = np.empty(len(order), dtype=np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(user[order])) + 1]
+        rank[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        self.touched_, self.recency_ = touched, rank.astype(np.float32)
+        return self
+
+    def score(
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+    ) -> np.ndarray:
+        """-> float32[n, c]: touched candidates above all others, by recency; the rest as the inner model."""
+        scores = np.asarray(self.inner.score(users, sequences, candidates, kinds), dtype=np.float32)
+        if len(self.touched_) == 0:
+            return scores
+        keys = np.asarray(users, dtype=np.int64)[:, None] * (self.n_items_ + 1) + np.asarray(candidates)
+        at = np.minimum(np.searchsorted(self.touched_, keys), len(self.touched_) - 1)
+        top = scores.max(axis=1, keepdims=True) + 1
+        return np.where(self.touched_[at] == keys, top + self.recency_[at], scores)

@@ -241,7 +241,9 @@ class GRU4Rec(Recommender):
         return (np.minimum(drawn, len(cumulative) - 1) + 1).astype(np.int32)
 
     # ------------------------------------------------------------------ scoring
-    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+    ) -> np.ndarray:
         """users int[n] (unused), sequences int[n, L] (the session's items, 0-padded left),
         candidates int[n, c] -> float32[n, c]: h_last . W[j] + b_j, each sequence encoded once.
 

@@ -164,3 +164,45 @@ class MaskedEmbedding(Embedding):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CopyFeatures(layers.Layer):
+    """Where each candidate occurs in the user's latest events: the features of a copy path.
+
+    inputs: history int[B, H] (the last H items, oldest first, 0 = padding), history kinds
+    int[B, H] (1 implicit, 2 explicit, 3 purchase) and candidates int[B, C] -> float[B, C, F]:
+
+        recency: does j occur among the last 1, 2, 3, 5, 10, H events       6 indicators
+        kind:    log(1 + number of j's implicit / explicit / purchase events)  3 values
+        count:   log(1 + number of j's events)                                1 value
+
+    A candidate the user never touched gets all zeros. No weights: the model learns what to make
+    of the features (recsys_helpers.models.neural.RepeatHybrid).
+    """
+
+    RECENCY = (1, 2, 3, 5, 10)
+    N_KINDS = 3
+
+    @property
+    def n_features(self) -> int:
+        return len(self.RECENCY) + 1 + self.N_KINDS + 1
+
+    def call(self, inputs):
+        history, kinds, candidates = inputs
+        match = ops.cast(
+            ops.logical_and(
+                ops.equal(ops.expand_dims(history, 1), ops.expand_dims(candidates, 2)),
+                ops.expand_dims(ops.not_equal(history, 0), 1),
+            ),
+            "float32",
+        )  # [B, C, H]
+        length = history.shape[1]
+        recency = [ops.max(match[..., max(0, length - k) :], axis=-1) for k in (*self.RECENCY, length)]
+        by_kind = ops.one_hot(kinds, self.N_KINDS + 1)[..., 1:]  # [B, H, 3]
+        counts = ops.log1p(
+            ops.concatenate(
+                [ops.einsum("bch,bhk->bck", match, by_kind), ops.sum(match, -1, keepdims=True)], -1
+            )
+        )
+        return ops.concatenate([ops.stack(recency, axis=-1), counts], axis=-1)

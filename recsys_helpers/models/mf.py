@@ -66,7 +66,9 @@ class MF(Recommender):
         self.item_factors_[1:][counts.getnnz(axis=0) == 0] = 0
         return History(seconds=[time.perf_counter() - start])
 
-    def score(self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+    ) -> np.ndarray:
         """-> float32[n, c] of x_u . y_j. Gathers the candidates' factors (n * c * f floats), or, when
         that is larger (full ranking), scores every item (n * (n_items + 1) floats) and picks."""
         check_score_inputs(users, sequences, candidates)
