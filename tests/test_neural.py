@@ -252,7 +252,7 @@ def test_factored_scoring_equals_the_plain_network(name, components, ci_split):
     np.testing.assert_allclose(chunked, plain, rtol=1e-4, atol=1e-5)
     model._score_fn = None  # retrace the compiled scorer with the small chunks (its tf.range loop)
     scores = model.score(batch["user"], items[:9], batch["items"], kinds[:9])
-    np.testing.assert_array_equal(scores, chunked)
+    np.testing.assert_allclose(scores, chunked, rtol=1e-6, atol=1e-6)  # compiled vs eager: 1 ulp on TF 2.16
 
 
 @pytest.mark.parametrize("name", ["cnn_hybrid", "ite"])
