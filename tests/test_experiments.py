@@ -145,7 +145,7 @@ def test_the_tested_model_is_trained_on_everything_before_the_test_target(shop_a
 
 def test_the_final_fit_runs_the_epochs_the_selection_fit_chose(shop_and_split):
     _, split = shop_and_split
-    model, history = train("ite", split, epochs=4, patience=1, seed=0, verbose=0)
+    model, history = train("ite", split, epochs=4, patience=1, min_steps=0, seed=0, verbose=0)
     assert history.final_epochs == history.best_epoch == model.config.epochs
     assert len(history.epoch) == min(4, history.best_epoch + 1)  # patience 1 after the best epoch
     with pytest.raises(ValueError, match="not split.final"):

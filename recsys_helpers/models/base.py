@@ -38,8 +38,9 @@ class ModelConfig:
     optimizer: str = "lazy_adam"  # "lazy_adam" (row-sparse updates of embedding tables) or "adam"
     batch_size: int = 1024
     negatives: int = 4  # sampled negatives per positive
-    epochs: int = 30
-    patience: int = 3  # early stopping on validation HR@10, best weights restored
+    epochs: int = 100  # the cap; early stopping on validation HR@10 decides (best weights restored)
+    patience: int = 3  # epochs without a better validation HR@10 before stopping
+    min_steps: int = 1000  # optimizer steps before early stopping may stop (small logs: see training)
     implicit_weight: float = 1.0  # eta in eta * BCE(implicit) + BCE(explicit)
     fusion: str = "product"  # "product" (s_u * e_j, p_u * e_j) or "concat" ([s_u, p_u, e_j])
     components: str = "full"  # "full", "long_term_only", "cnn_only"
@@ -64,11 +65,12 @@ class ModelConfig:
             "factors",
             "als_iterations",
             "copy_len",
+            "patience",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("als_alpha", "als_regularization", "l2", "embedding_l2", "learning_rate"):
+        for name in ("als_alpha", "als_regularization", "l2", "embedding_l2", "learning_rate", "min_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.negatives < 1:

@@ -231,8 +231,9 @@ class GRU4Rec(Recommender):
             history = self.network_.fit(dataset, epochs=1, shuffle=False, verbose=c.verbose)
             return history.history["loss"][-1]
 
+        steps = -(-int(n_targets.sum()) // c.batch_size)
         return train_with_early_stopping(
-            self, split, run_epoch, self.network_.get_weights, self.network_.set_weights
+            self, split, run_epoch, self.network_.get_weights, self.network_.set_weights, steps
         )
 
     def _sample(self, cumulative: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -87,8 +87,9 @@ class NeuralRecommender(Recommender):
             inputs = network_inputs(self.network_, {"user": users, "items": items, **window})
             return trainer.fit_epoch(inputs, labels, positives_per_step, rng, verbose=c.verbose)
 
+        steps = max(1, len(rows) // positives_per_step)  # as `fit_epoch` cuts them
         return train_with_early_stopping(
-            self, split, run_epoch, self.network_.get_weights, self.network_.set_weights
+            self, split, run_epoch, self.network_.get_weights, self.network_.set_weights, steps
         )
 
     # Hooks that the networks below override: which rows train, with which labels and loss.

@@ -16,12 +16,19 @@ def train_with_early_stopping(
     run_epoch: Callable[[int], float],
     get_state: Callable[[], object],
     set_state: Callable[[object], None],
+    steps_per_epoch: int,
 ) -> History:
     """Call `run_epoch(epoch) -> mean loss` up to `model.config.epochs` times.
 
     After each epoch the model is scored on the validation targets; training stops after
     `patience` epochs without a better validation HR@10 (ties broken by NDCG@10) and the best
     state is restored. Without validation targets every epoch runs and the last state is kept.
+
+    Stopping waits for `config.min_steps` optimizer steps (`steps_per_epoch` per epoch). On a
+    small log an epoch is a few dozen steps, and the networks first sit on a popularity plateau
+    for several epochs (validation HR@10 flat or dipping) before the embeddings learn: patience
+    alone stopped them there, so results flipped with the seed. The best epoch is still the one
+    with the best validation score, so a long wait costs time, never quality.
     """
     config = model.config
     history = History()
@@ -46,7 +53,7 @@ def train_with_early_stopping(
             )
         if (result.hr(10), result.ndcg(10)) > best:
             best, best_state, history.best_epoch = (result.hr(10), result.ndcg(10)), get_state(), epoch
-        elif epoch - history.best_epoch >= config.patience:
+        elif epoch - history.best_epoch >= config.patience and epoch * steps_per_epoch >= config.min_steps:
             break
     if best_state is not None:
         set_state(best_state)
