@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_helpers {stats,synthesize,versions,experiment} ...` for scripted runs."""
+"""Command line: `python -m recsys_helpers {stats,synthesize,versions,experiment,tune} ...`."""
 
 from __future__ import annotations
 
@@ -71,8 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="interactions: a cart and its transaction are one target; events: the paper-literal reading",
     )
     exp.add_argument("--epochs", type=int, default=None, help="override the maximum number of epochs")
+    exp.add_argument(
+        "--settings",
+        default=None,
+        help="tuned hyper-parameters (a settings.json of `tune`); default: the committed ones for the "
+        "course shop, the paper's defaults elsewhere; 'none': the paper's defaults",
+    )
     exp.add_argument("--no-full", action="store_true", help="skip full-ranking metrics")
     exp.add_argument("--out", required=True, help="folder for results.csv and summary.md")
+
+    tune = commands.add_parser("tune", help="tune every model with the same budget on validation targets")
+    _add_dataset_arguments(tune)
+    tune.add_argument(
+        "--models", default="all", help="comma-separated registry names, or 'all' (every tunable)"
+    )
+    tune.add_argument(
+        "--trials", type=int, required=True, help="finished trials per model (the same for all)"
+    )
+    tune.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
+    tune.add_argument("--n-negatives", type=int, default=999, help="candidates per target (paper: 999)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial's model")
+    tune.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUT/study.db)")
+    tune.add_argument("--out", required=True, help="folder for settings.json (and the default study.db)")
     return parser
 
 
@@ -151,6 +171,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         split_name(name)  # an unknown name is one clear error, before TensorFlow is imported
     seeds = _parse_list(args.seeds, "seeds", int)
     events = _events_options(args)
+    settings = _settings(args)
     from .experiments import load_split, run_experiment, write_report  # imports TensorFlow: after the checks
 
     split, shop = load_split(
@@ -168,9 +189,54 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, targets "
         f"{args.targets}, negatives {args.negatives}, models {', '.join(models)}"
     )
-    result = run_experiment(split, models, seeds, full=not args.no_full, shop=shop, verbose=0, **overrides)
+    result = run_experiment(
+        split, models, seeds, full=not args.no_full, shop=shop, settings=settings, verbose=0, **overrides
+    )
     out = write_report(result, args.out, dataset=args.dataset)
     print(f"wrote {out / 'results.csv'} and {out / 'summary.md'}")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, dict] | None:
+    """--settings: a file, 'none', or (not given) the committed settings of this dataset, if any."""
+    from .tuning import default_settings, load_settings
+
+    if args.settings == "none":
+        return None
+    path = args.settings or default_settings(args.dataset, args.scale)
+    if path is None:
+        print("no tuned settings for this dataset: the paper's defaults (tune them with `tune`)")
+        return None
+    print(f"hyper-parameters from {path}")
+    return load_settings(path)
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from .tuning import TUNABLE, check_models
+
+    models = list(TUNABLE) if args.models == "all" else check_models(_parse_list(args.models, "models"))
+    if args.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {args.trials}.")
+    events = _events_options(args)
+    from .experiments import load_split  # imports TensorFlow: after the checks
+    from .tuning import tune
+
+    split, _ = load_split(
+        args.dataset, args.data_dir, args.scale, args.split_seed, events=events, n_negatives=args.n_negatives
+    )
+    describe = {
+        "dataset": args.dataset,
+        "scale": args.scale if args.dataset == "synthetic" else None,
+        "data": args.data_dir or args.mapping or args.events,
+        "split_seed": args.split_seed,
+        "n_negatives": args.n_negatives,
+        "validation_targets": len(split.valid),
+    }
+    print(
+        f"{args.dataset}: tuning {', '.join(models)} with {args.trials} trials each on "
+        f"{len(split.valid):,} validation targets"
+    )
+    tune(split, models, args.trials, args.out, storage=args.storage, seed=args.seed, describe=describe)
+    print(f"wrote {args.out}/settings.json")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -212,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         print(versions.describe())
         return 1 if versions.unsupported(versions.installed()) else 0
     try:
-        {"stats": cmd_stats, "synthesize": cmd_synthesize, "experiment": cmd_experiment}[args.command](args)
+        commands = {
+            "stats": cmd_stats,
+            "synthesize": cmd_synthesize,
+            "experiment": cmd_experiment,
+            "tune": cmd_tune,
+        }
+        commands[args.command](args)
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from .models import SeenFirst, make_model
 from .models.base import History, Recommender
 from .protocol import Split
 from .registry import split_name
+from .tuning import settings_for
 
 # Table 2 of the paper: HR@10 and NDCG@10 on RetailRocket and Recobell.
 PAPER_TABLE2 = pd.DataFrame(
@@ -242,10 +243,12 @@ def run_experiment(
     full: bool = True,
     shop: SyntheticShop | None = None,
     cache: str | Path | None = None,
+    settings: dict[str, dict] | None = None,
     **overrides,
 ) -> ExperimentResult:
     """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
-    each seed (hyper-parameter `overrides` apply to all).
+    each seed. `settings`: {model: hyper-parameters} chosen by tuning (`tuning.load_settings`; a
+    wrapped model takes those of the model it wraps); `overrides` apply to all models, on top.
 
     `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics with the
     repeat/new groups (`Evaluation.summary`), valid_hr@10 (the selection fit's, at its best epoch:
@@ -257,7 +260,8 @@ def run_experiment(
     for name in models:
         for seed in seeds:
             start = time.perf_counter()
-            model, history = train(name, split, cache=cache, seed=seed, **overrides)
+            tuned = settings_for(name, settings)
+            model, history = train(name, split, cache=cache, seed=seed, **(tuned | overrides))
             train_s = history.train_seconds if history.seconds else time.perf_counter() - start
             start = time.perf_counter()
             result = evaluate(model, split, "test", full=full)

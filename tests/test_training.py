@@ -4,8 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from recsys_helpers.models import ModelConfig
-from recsys_helpers.models import training
+from recsys_helpers.models import ModelConfig, training
 
 # Validation HR@10 after each epoch: a popularity plateau that dips, then the embeddings learn.
 PLATEAU_THEN_LEARNING = [0.20, 0.15, 0.15, 0.16, 0.18, 0.40, 0.55, 0.60, 0.58, 0.57, 0.56]
@@ -20,7 +19,7 @@ def _run(monkeypatch, steps_per_epoch: int, **config) -> tuple[object, list[int]
 
     monkeypatch.setattr(training, "evaluate", evaluate)
     config = ModelConfig(epochs=len(PLATEAU_THEN_LEARNING), verbose=0, **config)
-    model = SimpleNamespace(name="fake", config=config)
+    model = SimpleNamespace(name="fake", config=config, on_epoch=None)
     ran, restored = [], []  # the state is the number of the epoch that produced it
     history = training.train_with_early_stopping(
         model,
@@ -55,3 +54,22 @@ def test_bad_stopping_settings_are_refused():
         ModelConfig(min_steps=-1)
     with pytest.raises(ValueError, match="patience"):
         ModelConfig(patience=0)
+
+
+def test_on_epoch_sees_every_validation_and_may_end_training(monkeypatch):
+    seen = []
+
+    def prune_at_three(epoch, steps, hr):
+        seen.append((epoch, steps, hr))
+        if epoch == 3:
+            raise RuntimeError("pruned")
+
+    monkeypatch.setattr(training, "evaluate", lambda model, split, which: SimpleNamespace(
+        hr=lambda k: 0.5, ndcg=lambda k: 0.0
+    ))  # fmt: skip
+    model = SimpleNamespace(name="fake", config=ModelConfig(epochs=5, verbose=0), on_epoch=prune_at_three)
+    with pytest.raises(RuntimeError, match="pruned"):
+        training.train_with_early_stopping(
+            model, SimpleNamespace(valid=[0]), lambda epoch: 1.0, lambda: None, lambda state: None, 40
+        )
+    assert seen == [(1, 40, 0.5), (2, 80, 0.5), (3, 120, 0.5)]

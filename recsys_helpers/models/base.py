@@ -136,6 +136,9 @@ class Recommender(ABC):
     """Base class: `fit(split) -> History`, `score(users, sequences, candidates) -> scores`."""
 
     name: str = "recommender"
+    # Called by models with epochs after each validation as on_epoch(epoch, steps, valid_hr@10);
+    # it may raise to end training (tuning prunes trials this way). Not a hyper-parameter.
+    on_epoch = None
 
     def __init__(self, config: ModelConfig | None = None, **overrides) -> None:
         self.config = (config or ModelConfig()).replace(**overrides)

@@ -29,6 +29,9 @@ def train_with_early_stopping(
     for several epochs (validation HR@10 flat or dipping) before the embeddings learn: patience
     alone stopped them there, so results flipped with the seed. The best epoch is still the one
     with the best validation score, so a long wait costs time, never quality.
+
+    `model.on_epoch(epoch, steps, valid_hr)`, when set, is called after each validation; it may
+    raise to end training (tuning prunes unpromising trials this way).
     """
     config = model.config
     history = History()
@@ -51,6 +54,8 @@ def train_with_early_stopping(
                 f"NDCG@10 {result.ndcg(10):.4f}  ({history.seconds[-1]:.1f} s)",
                 flush=True,
             )
+        if model.on_epoch is not None:
+            model.on_epoch(epoch, epoch * steps_per_epoch, result.hr(10))
         if (result.hr(10), result.ndcg(10)) > best:
             best, best_state, history.best_epoch = (result.hr(10), result.ndcg(10)), get_state(), epoch
         elif epoch - history.best_epoch >= config.patience and epoch * steps_per_epoch >= config.min_steps:

@@ -1,0 +1,321 @@
+"""An equal tuning budget for every learned model: one search space each, one seeded TPE study each.
+
+    settings = tune(split, ["mf", "caser", "cnn_hybrid"], trials=12, out="results/tuning/shop")
+    run_experiment(split, models, seeds, settings=load_settings("results/tuning/shop/settings.json"))
+
+Every trial is a selection fit (trained on the events before each validation target, early-stopped
+on the validation targets, epoch cap 100) scored by its validation HR@10 (NDCG@10 breaks ties):
+test targets are never read. Every model gets the same number of trials and the same sampler
+(Optuna's TPE, seeded); trials that trail the median of earlier trials at the same epoch are pruned
+once the model has taken `min_steps` optimizer steps, so the budget goes to promising settings.
+
+The study lives in an Optuna storage (default: SQLite `study.db` beside the settings; any Optuna
+storage URL, so several machines can share one study), one study per model. Re-running `tune`
+with the same storage resumes: each model gets trials until it has `trials` finished ones.
+The chosen settings are written as JSON (`settings.json`): for each model, the parameters of its
+best trial, with that trial's validation scores. `experiment` and the notebooks read such a file.
+
+This module imports neither TensorFlow nor Optuna at import time: the command line checks its
+arguments against `SEARCH_SPACES` first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .registry import BEYOND_PAPER, MODEL_NAMES, split_name
+
+
+@dataclass(frozen=True)
+class Float:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Int:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+# What every network of the engine in models.neural searches; a plain value is fixed, not searched.
+_NETWORK = {
+    "learning_rate": Float(3e-4, 1e-2, log=True),
+    "dropout": Float(0.0, 0.5),
+    "l2": Float(1e-7, 1e-3, log=True),
+    "dim": Choice((32, 50, 64)),
+    "negatives": Int(1, 8),
+}
+_TWO_STAGE = _NETWORK | {"implicit_weight": Float(0.1, 10.0, log=True)}  # eta
+_TYPED_WINDOW = {"event_kinds": Choice((False, True)), "window": Choice(("events", "distinct"))}
+
+# The one place where search spaces are declared. Model names are registry names; keys are
+# `ModelConfig` fields. Caser is tuned as the paper's row (no user embedding).
+SEARCH_SPACES: dict[str, dict[str, Any]] = {
+    "mf": {
+        "factors": Int(16, 128, log=True),
+        "als_regularization": Float(1e-3, 10.0, log=True),
+        "als_alpha": Float(0.5, 100.0, log=True),
+        "als_iterations": Int(5, 30),
+    },
+    "gru4rec": {
+        "learning_rate": Float(3e-4, 1e-2, log=True),
+        "dropout": Float(0.0, 0.5),
+        "dim": Choice((32, 50, 64, 100)),
+        "batch_size": Choice((64, 128, 256, 512)),
+    },
+    "caser": _NETWORK | {"components": "cnn_only"},
+    "ite": _TWO_STAGE,
+    "rnn_hybrid": _TWO_STAGE | _TYPED_WINDOW,
+    "cnn_hybrid": _TWO_STAGE | _TYPED_WINDOW,
+    "repeat_hybrid": _TWO_STAGE | _TYPED_WINDOW,
+}
+TUNABLE = tuple(name for name in MODEL_NAMES + BEYOND_PAPER if name in SEARCH_SPACES)
+EPOCH_CAP = 100
+
+
+def check_models(names: list[str]) -> list[str]:
+    """The names, or one ValueError naming the first that is unknown or has nothing to tune."""
+    for name in names:
+        wrapper, inner = split_name(name)
+        if wrapper or inner not in SEARCH_SPACES:
+            raise ValueError(
+                f"{name!r} has nothing to tune; tunable models: {', '.join(TUNABLE)} (a wrapped model "
+                "such as seen_first+caser uses the settings of the model it wraps)."
+            )
+    return names
+
+
+def check_search_spaces(spaces: dict[str, dict[str, Any]] = SEARCH_SPACES) -> None:
+    """Every key must be a ModelConfig field and every range well formed (ValueError otherwise)."""
+    from .models.base import ModelConfig  # numpy only
+
+    known = {f.name for f in fields(ModelConfig)}
+    for model, space in spaces.items():
+        unknown = sorted(set(space) - known)
+        if unknown:
+            raise ValueError(f"search space of {model!r}: unknown key(s) {unknown}; valid: {sorted(known)}.")
+        for key, value in space.items():
+            bad_range = isinstance(value, Float | Int) and not (
+                value.low < value.high and (value.low > 0 or not value.log)
+            )
+            if bad_range or (isinstance(value, Choice) and not value.values):
+                raise ValueError(f"search space of {model!r}: {key} = {value} is not a valid range.")
+
+
+def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
+    """One point of `space` drawn by an Optuna trial (fixed values are passed through)."""
+    params = {}
+    for key, value in space.items():
+        if isinstance(value, Float):
+            params[key] = trial.suggest_float(key, value.low, value.high, log=value.log)
+        elif isinstance(value, Int):
+            params[key] = trial.suggest_int(key, value.low, value.high, log=value.log)
+        elif isinstance(value, Choice):
+            params[key] = trial.suggest_categorical(key, list(value.values))
+        else:
+            params[key] = value
+    return params
+
+
+def tune(
+    split,
+    models: list[str],
+    trials: int,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    seed: int = 0,
+    study_prefix: str = "",
+    describe: dict | None = None,
+    spaces: dict[str, dict[str, Any]] = SEARCH_SPACES,
+    overrides: dict | None = None,
+) -> dict:
+    """Tune each model with `trials` finished trials on `split`'s validation targets; write and
+    return the settings (see the module docstring). `describe`: what the split is (dataset, scale,
+    ...), stored in the settings so a reader knows what they were tuned on. `overrides`: fixed
+    hyper-parameters of every trial (e.g. a lower epoch cap for a quick look), not written to the
+    settings."""
+    import optuna
+
+    check_models(models)
+    check_search_spaces(spaces)
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}.")
+    if split.stage == "final" or len(split.valid) == 0:
+        raise ValueError("tune needs the selection split with validation targets (load_split).")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{out / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = {
+        **(describe or {}),
+        "objective": "validation HR@10 of the selection fit (ties: NDCG@10); test targets unused",
+        "sampler": f"TPE (5 random start-up trials), seed {seed}; median pruning after min_steps",
+        "trials": trials,
+        "epoch_cap": EPOCH_CAP,
+        "storage": storage,
+        "models": {},
+    }
+    for name in models:
+        study = optuna.create_study(
+            study_name=f"{study_prefix}{name}",
+            storage=storage,
+            sampler=optuna.samplers.TPESampler(n_startup_trials=5, seed=seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=4),
+            direction="maximize",
+            load_if_exists=True,
+        )
+        remaining = trials - len(_finished(study))
+        start = time.perf_counter()
+        if remaining > 0:
+            objective = _objective(name, split, spaces[name], seed, overrides or {})
+            study.optimize(objective, n_trials=remaining, catch=())
+        settings["models"][name] = _best(study) | {"tuning_seconds": round(time.perf_counter() - start, 1)}
+        print(
+            f"[tune {name}] best validation HR@10 {settings['models'][name]['valid_hr@10']:.4f} "
+            f"(trial {settings['models'][name]['trial']}, {len(study.trials)} trials)",
+            flush=True,
+        )
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return settings
+
+
+def _finished(study) -> list:
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [t for t in study.trials if t.state in done]
+
+
+def _objective(name: str, split, space: dict[str, Any], seed: int, overrides: dict):
+    import optuna
+
+    from .evaluation import evaluate
+    from .models import make_model
+
+    def objective(trial) -> float:
+        params = suggest(trial, space)
+        model = make_model(name, **({"epochs": EPOCH_CAP, "seed": seed, "verbose": 0} | params | overrides))
+
+        def on_epoch(epoch: int, steps: int, hr: float) -> None:
+            trial.report(hr, epoch)
+            if steps >= model.config.min_steps and trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch}: validation HR@10 {hr:.4f} below the median")
+
+        model.on_epoch = on_epoch
+        start = time.perf_counter()
+        history = model.fit(split)
+        if history.valid_hr:
+            best = history.best_epoch - 1
+            hr, ndcg = history.valid_hr[best], history.valid_ndcg[best]
+        else:  # no epochs (MF): one evaluation
+            result = evaluate(model, split, "valid")
+            hr, ndcg = result.hr(10), result.ndcg(10)
+        trial.set_user_attr("valid_ndcg@10", ndcg)
+        trial.set_user_attr("best_epoch", history.best_epoch)
+        trial.set_user_attr("epochs", len(history.epoch))
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        trial.set_user_attr("params", params)
+        print(
+            f"[tune {name}] trial {trial.number}: validation HR@10 {hr:.4f} NDCG@10 {ndcg:.4f} "
+            f"epochs {len(history.epoch)} ({time.perf_counter() - start:.0f} s) {params}",
+            flush=True,
+        )
+        return hr + 1e-6 * ndcg  # NDCG@10 breaks ties in HR@10
+
+    return objective
+
+
+def _best(study) -> dict:
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"study {study.study_name!r} has no finished trial (all failed or were pruned).")
+    best = max(complete, key=lambda t: t.value)
+    return {
+        "params": best.user_attrs["params"],
+        "valid_hr@10": round(best.value - 1e-6 * best.user_attrs["valid_ndcg@10"], 6),
+        "valid_ndcg@10": round(best.user_attrs["valid_ndcg@10"], 6),
+        "best_epoch": best.user_attrs["best_epoch"],
+        "trial": best.number,
+        "finished_trials": len(_finished(study)),
+        "pruned_trials": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+    }
+
+
+def load_settings(path: str | Path) -> dict[str, dict]:
+    """{model: hyper-parameter overrides} from a settings file written by `tune`; a missing file,
+    broken JSON, an unknown model or an unknown hyper-parameter is one clear ValueError."""
+    from .models.base import ModelConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"settings file {path} does not exist; write one with `python -m recsys_helpers tune`."
+        )
+    try:
+        models = json.loads(path.read_text())["models"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a settings file of `tune` (JSON with a 'models' map): {error}"
+        ) from error
+    known = {f.name for f in fields(ModelConfig)}
+    overrides = {}
+    for name, entry in models.items():
+        try:
+            split_name(name)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        params = entry.get("params") if isinstance(entry, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: model {name!r} needs a 'params' map of hyper-parameters.")
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"{path}: model {name!r} has unknown hyper-parameter(s) {unknown}.")
+        overrides[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    return overrides
+
+
+def settings_for(name: str, settings: dict[str, dict] | None) -> dict:
+    """The overrides of one registry name (a wrapped model takes those of the model it wraps)."""
+    return dict((settings or {}).get(split_name(name)[1], {}))
+
+
+# The committed settings of the course shop, used by default by `experiment` and the notebooks.
+COURSE_SETTINGS = Path(__file__).parent / "settings" / "synthetic-course.json"
+
+
+def default_settings(dataset: str, scale: str) -> Path | None:
+    """The committed settings file for a dataset, if there is one (today: the course shop)."""
+    return (
+        COURSE_SETTINGS if (dataset, scale) == ("synthetic", "course") and COURSE_SETTINGS.exists() else None
+    )
+
+
+__all__ = [
+    "EPOCH_CAP",
+    "SEARCH_SPACES",
+    "TUNABLE",
+    "Choice",
+    "Float",
+    "Int",
+    "check_models",
+    "default_settings",
+    "load_settings",
+    "settings_for",
+    "suggest",
+    "tune",
+]

@@ -1,0 +1,148 @@
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from recsys_helpers import tuning
+from recsys_helpers.experiments import run_experiment
+from recsys_helpers.registry import MODEL_NAMES
+from recsys_helpers.tuning import SEARCH_SPACES, Choice, Float, Int, load_settings, settings_for, tune
+from tests.helpers import synthetic_split
+
+QUICK = {"epochs": 2, "min_steps": 0, "dim": 8, "horizontal_filters": 4, "mlp": (8,)}
+
+
+@pytest.fixture(scope="module")
+def split():
+    return synthetic_split("ci", seed=0)[2]
+
+
+def test_every_learned_model_of_table_2_has_a_valid_search_space():
+    assert set(MODEL_NAMES) - set(SEARCH_SPACES) == {"popularity", "recently_viewed"}
+    tuning.check_search_spaces()  # keys are ModelConfig fields, ranges are well formed
+    assert SEARCH_SPACES["caser"]["components"] == "cnn_only"  # tuned as the paper's row
+    assert all("implicit_weight" in SEARCH_SPACES[m] for m in ("ite", "cnn_hybrid", "rnn_hybrid"))
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"mf": {"factor": Int(8, 16)}}, "unknown key"),
+        ({"mf": {"als_alpha": Float(0.0, 1.0, log=True)}}, "not a valid range"),
+        ({"mf": {"factors": Int(16, 8)}}, "not a valid range"),
+        ({"mf": {"factors": Choice(())}}, "not a valid range"),
+    ],
+)
+def test_a_bad_search_space_is_one_clear_error(space, message):
+    with pytest.raises(ValueError, match=message):
+        tuning.check_search_spaces(space)
+
+
+def test_models_without_anything_to_tune_are_refused():
+    for name in ("popularity", "seen_first+caser", "nope"):
+        with pytest.raises(ValueError, match="nothing to tune|unknown model"):
+            tuning.check_models([name])
+
+
+def test_suggest_draws_inside_the_space_and_passes_fixed_values_through():
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    params = tuning.suggest(trial, SEARCH_SPACES["caser"])
+    assert params["components"] == "cnn_only"
+    assert 3e-4 <= params["learning_rate"] <= 1e-2 and params["dim"] in (32, 50, 64)
+    assert 1 <= params["negatives"] <= 8 and isinstance(params["negatives"], int)
+
+
+def test_tune_gives_every_model_the_same_trials_writes_settings_and_resumes(split, tmp_path):
+    settings = tune(split, ["mf", "ite"], trials=3, out=tmp_path, overrides=QUICK, describe={"dataset": "ci"})
+    written = json.loads((tmp_path / "settings.json").read_text())
+    assert written == json.loads(json.dumps(settings)) and written["dataset"] == "ci"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    for name in ("mf", "ite"):
+        entry = settings["models"][name]
+        assert entry["finished_trials"] == 3
+        assert set(entry["params"]) == set(SEARCH_SPACES[name])
+        study = optuna.load_study(study_name=name, storage=storage)
+        best = max(t.value for t in study.trials if t.value is not None)
+        assert entry["valid_hr@10"] == pytest.approx(best, abs=1e-5)  # the best trial, on validation
+    # The same call resumes the stored study: nothing left to run; one more trial runs one.
+    assert (
+        tune(split, ["mf"], trials=3, out=tmp_path, overrides=QUICK)["models"]["mf"]["finished_trials"] == 3
+    )
+    assert (
+        tune(split, ["mf"], trials=4, out=tmp_path, overrides=QUICK)["models"]["mf"]["finished_trials"] == 4
+    )
+
+
+def test_an_experiment_uses_the_tuned_settings_and_explicit_overrides_win(split, tmp_path):
+    tune(split, ["mf"], trials=2, out=tmp_path)
+    settings = load_settings(tmp_path / "settings.json")
+    assert settings_for("seen_first+mf", settings) == settings["mf"]  # a wrapper takes its inner's
+    result = run_experiment(split, ["mf"], [0], settings=settings, full=False)
+    config = result.models[("mf", 0)].config
+    assert config.factors == settings["mf"]["factors"] and config.als_alpha == settings["mf"]["als_alpha"]
+    result = run_experiment(split, ["mf"], [0], settings=settings, full=False, factors=7)
+    assert result.models[("mf", 0)].config.factors == 7
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        ("{not json", "not a settings file"),
+        ('{"models": {"nope": {"params": {}}}}', "unknown model 'nope'"),
+        ('{"models": {"mf": {"params": {"factor": 3}}}}', "unknown hyper-parameter"),
+        ('{"models": {"mf": {"factors": 3}}}', "needs a 'params' map"),
+    ],
+)
+def test_a_bad_settings_file_is_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "settings.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_settings(path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recsys_helpers", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_tune_and_experiment_from_the_command_line(tmp_path):
+    out = tmp_path / "tuning"
+    run = _cli(
+        "tune",
+        "--dataset",
+        "synthetic",
+        "--scale",
+        "ci",
+        "--models",
+        "mf",
+        "--trials",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "settings.json").read_text())["models"]["mf"]["finished_trials"] == 2
+    assert (out / "study.db").exists()
+    run = _cli(
+        "experiment", "--dataset", "synthetic", "--scale", "ci", "--models", "mf", "--no-full",
+        "--settings", str(out / "settings.json"), "--out", str(tmp_path / "exp"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"hyper-parameters from {out / 'settings.json'}" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "popularity", "--trials", "2"], "'popularity' has nothing to tune"),
+        (["--models", "mf", "--trials", "0"], "--trials must be >= 1"),
+    ],
+)
+def test_tune_argument_mistakes_are_one_line(tmp_path, args, message):
+    run = _cli("tune", "--dataset", "synthetic", "--scale", "ci", *args, "--out", str(tmp_path))
+    assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
