@@ -307,3 +307,80 @@ def test_on_a_small_log_every_seed_lands_within_the_others_intervals_well_above_
     for one in intervals:
         assert one.mean > popularity + 0.2
         assert all(other.low <= one.mean <= other.high for other in intervals)
+
+
+# ---------------------------------------------------------------------- the explicit stage (ITE's scheme)
+def test_masked_bce_counts_only_the_masked_entries_and_averages_over_all():
+    from recsys_helpers.models.trainer import weighted_bce
+
+    labels = {"implicit": np.float32([[1, 0]]), "explicit": np.float32([[1, 0]])}
+    logits = {"implicit": tf.constant([[0.0, 0.0]]), "explicit": tf.constant([[0.0, 5.0]])}
+    plain = float(weighted_bce({"implicit": 0.5, "explicit": 1.0})(labels, logits))
+    masked = float(
+        weighted_bce({"implicit": 0.5, "explicit": 1.0})(
+            labels | {"explicit_mask": np.array([[1.0, 0.0]])}, logits
+        )
+    )
+    log2 = np.log(2.0)
+    assert plain == pytest.approx(0.5 * log2 + (log2 + 5.0067153) / 2, rel=1e-5)
+    assert masked == pytest.approx(0.5 * log2 + log2 / 2, rel=1e-5)  # the second entry is left out
+
+
+def _explicit_rows_split():
+    from recsys_helpers.data import preprocess
+    from recsys_helpers.protocol import leave_one_out
+    from tests.helpers import make_events
+
+    rows = [  # user 1 views 3 twice, carts it, views 4; user 2 views 2, 3 and 5 once each
+        (1, 2, 0, "view"), (1, 3, 1, "view"), (1, 3, 2, "view"), (1, 3, 3, "cart"), (1, 4, 4, "view"),
+        (1, 5, 5, "view"), (1, 6, 6, "buy"), (1, 7, 7, "view"), (1, 8, 8, "buy"),
+        (2, 2, 0, "view"), (2, 3, 1, "view"), (2, 5, 2, "view"), (2, 8, 3, "buy"), (2, 4, 4, "view"),
+        (2, 1, 5, "buy"),
+    ]  # fmt: skip
+    return leave_one_out(preprocess(make_events(rows)), n_negatives=1, seed=0)
+
+
+def test_ite_trains_on_one_row_per_user_item_pair_explicit_when_any_of_its_events_is():
+    split = _explicit_rows_split()
+    train = split.train
+    ite, per_event = make_model("ite", verbose=0), make_model("ite", explicit_loss="every_row", verbose=0)
+    assert ite.config.explicit_loss == "ite"  # ITE's own scheme by default
+    rows = ite.training_rows(split)
+    pairs = list(
+        zip(split.events["user"].to_numpy()[rows], split.events["item"].to_numpy()[rows], strict=True)
+    )
+    assert len(pairs) == len(set(pairs)) == len(train.groupby(["user", "item"]))
+    assert len(per_event.training_rows(split)) == len(train)
+    labels = ite.training_labels(split, rows)
+    explicit_pairs = set(map(tuple, train.loc[train["explicit"], ["user", "item"]].to_numpy()))
+    expected = [pair in explicit_pairs for pair in pairs]
+    assert labels["explicit"][:, 0].astype(bool).tolist() == expected  # incl. the viewed-then-carted item 3
+    assert (labels["explicit_mask"] == np.array(expected, dtype=float)[:, None]).all()
+
+
+def test_hard_explicit_negatives_are_the_window_items_of_explicit_rows_only():
+    from recsys_helpers.models.neural import with_window_negatives
+
+    labels = {
+        "implicit": np.array([[1.0, 0.0], [1.0, 0.0]]),
+        "explicit": np.array([[1.0, 0.0], [0.0, 0.0]]),
+        "explicit_mask": np.array([[1.0, 1.0], [0.0, 0.0]]),  # row 0 explicit, row 1 a view
+    }
+    window = np.array([[0, 7, 9], [4, 5, 6]])  # padding, then items (the target already removed)
+    out = with_window_negatives(labels, window)
+    assert out["implicit_mask"].tolist() == [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0]]  # viewed: no implicit loss
+    assert out["explicit_mask"].tolist() == [[1, 1, 0, 1, 1], [0, 0, 0, 0, 0]]
+    assert out["explicit"][:, 2:].sum() == 0 and out["implicit"][:, 2:].sum() == 0
+
+
+def test_every_explicit_scheme_trains_the_hybrid_on_its_own_loss(ci_split):
+    losses = {}
+    for scheme in ("every_row", "ite", "hard"):
+        model = make_model("cnn_hybrid", **(SMALL | {"epochs": 1}), explicit_loss=scheme)
+        losses[scheme] = model.fit(ci_split).loss[0]
+        items, kinds = ci_split.windows("test", 5)
+        assert np.isfinite(model.score(ci_split.test.user, items, ci_split.test.candidates, kinds)).all()
+    # Same seed, same rows and negatives: only the explicit entries that count differ.
+    assert len(set(losses.values())) == 3 and losses["ite"] < losses["every_row"]
+    with pytest.raises(ValueError, match="explicit_loss must be one of"):
+        make_model("cnn_hybrid", explicit_loss="nope")

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..protocol import Split
 
+EXPLICIT_LOSSES = ("every_row", "ite", "hard")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,9 +41,15 @@ class ModelConfig:
     batch_size: int = 1024
     negatives: int = 4  # sampled negatives per positive
     epochs: int = 100  # the cap; early stopping on validation HR@10 decides (best weights restored)
-    patience: int = 3  # epochs without a better validation HR@10 before stopping
+    patience: int = 5  # epochs without a better validation HR@10 before stopping (3 stopped on noise)
     min_steps: int = 1000  # optimizer steps before early stopping may stop (small logs: see training)
     implicit_weight: float = 1.0  # eta in eta * BCE(implicit) + BCE(explicit)
+    # Which entries train the explicit stage of two-stage models (the implicit stage always reads
+    # every row and its sampled negatives): "every_row": every row, explicit label = its event is
+    # explicit, so views teach "not bought"; "ite": explicit rows and their negatives only (ITE's
+    # indicator; ITE also takes one row per user-item pair); "hard": as "ite", plus the row's window
+    # items other than its target as explicit negatives ("which of the viewed items gets bought").
+    explicit_loss: str = "every_row"
     fusion: str = "product"  # "product" (s_u * e_j, p_u * e_j) or "concat" ([s_u, p_u, e_j])
     components: str = "full"  # "full", "long_term_only", "cnn_only"
     event_kinds: bool = False  # window rows also carry their event kind (view / cart / purchase)
@@ -91,6 +99,10 @@ class ModelConfig:
                 "ModelConfig.components must be 'full', 'long_term_only' or 'cnn_only', "
                 f"got {self.components!r}."
             )
+        if self.explicit_loss not in EXPLICIT_LOSSES:
+            raise ValueError(
+                f"ModelConfig.explicit_loss must be one of {EXPLICIT_LOSSES}, got {self.explicit_loss!r}."
+            )
         if self.window not in ("events", "distinct"):
             raise ValueError(f"ModelConfig.window must be 'events' or 'distinct', got {self.window!r}.")
         if max(self.horizontal_heights, default=0) > self.seq_len:
@@ -111,6 +123,8 @@ class ModelConfig:
 # Caser's own settings (Tang & Wang 2018), with its user embedding. components="cnn_only" is the
 # paper's reading of its Table 2 row: "CNN-only ... without an explicit long-term profile input".
 CASER_DEFAULTS = {"seq_len": 5, "horizontal_filters": 16, "vertical_filters": 4, "dropout": 0.5}
+# ITE (Tran et al. 2021) trains its explicit stage with its own scheme (ModelConfig.explicit_loss).
+ITE_DEFAULTS = {"explicit_loss": "ite"}
 
 
 @dataclass

@@ -33,13 +33,17 @@ import tensorflow as tf
 
 
 def weighted_bce(weights: dict[str, float]) -> Callable[[dict, dict], tf.Tensor]:
-    """loss = sum_k weight_k * mean(BCE-with-logits(labels_k, logits_k)) (the two-stage task)."""
+    """loss = sum_k weight_k * mean(mask_k * BCE-with-logits(labels_k, logits_k)) (the two-stage
+    task). labels[f"{k}_mask"], where given, says which entries count (the mean is over all
+    entries, as ITE's indicator loss); without it every entry counts."""
 
     def loss(labels: dict, logits: dict) -> tf.Tensor:
-        terms = [
-            w * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels[k], logits=logits[k]))
-            for k, w in weights.items()
-        ]
+        terms = []
+        for k, w in weights.items():
+            entries = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels[k], logits=logits[k])
+            if f"{k}_mask" in labels:
+                entries = entries * labels[f"{k}_mask"]
+            terms.append(w * tf.reduce_mean(entries))
         return tf.add_n(terms)
 
     return loss
