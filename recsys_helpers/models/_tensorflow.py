@@ -43,6 +43,10 @@ with quiet_stderr():
     # oneDNN builds log once per process, at the first boolean transpose (Keras' recurrent layers
     # transpose their masks), that they fall back to Eigen for booleans: let that happen here.
     tf.transpose(tf.zeros((1, 1), dtype=tf.bool))
+    # tf.data's generator op tunes malloc at its first use and says so ("Memory patch applied"):
+    # GRU4Rec feeds its batches through one.
+    for _ in tf.data.Dataset.from_generator(lambda: iter([0]), output_signature=tf.TensorSpec((), tf.int32)):
+        pass
 
 tf.get_logger().setLevel(_level or tf.get_logger().level)
 
