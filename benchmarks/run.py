@@ -35,7 +35,7 @@ from recsys_helpers.models import make_model  # noqa: E402
 from recsys_helpers.protocol import leave_one_out  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LEARNED = ["mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid"]
+LEARNED = ["mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid", "repeat_hybrid"]
 QUICK_MODELS = ["mf", "caser", "cnn_hybrid"]
 PAPER_USERS = 36_751  # users ranked in the paper's RetailRocket evaluation
 RECOBELL_RAW_EVENTS = 14_500_000
@@ -224,12 +224,11 @@ def scoring(model, split, results: dict, n_users: int, naive_users: int, full_us
     """Rank 1,000 candidates for n_users (test users repeated to the paper's user count), the same
     with the plain network per (user, candidate) row on naive_users (extrapolated), and full
     ranking over all items for full_users (extrapolated to all test users)."""
+    factored = score_candidates(model, split, results, n_users)
     users = np.resize(split.test.user, n_users)
     sequences = np.resize(split.sequences("test", 50), (n_users, 50))
     candidates = np.resize(split.test.candidates, (n_users, split.test.candidates.shape[1]))
-    model.score(users[:256], sequences[:256], candidates[:256])  # trace
     name = f"score {n_users:,} users x 1,000 candidates"
-    factored = timed(results, name, model.score, users, sequences, candidates)
 
     seq = sequences[:, -model.config.seq_len :]
     naive_scores(model, users[:16], seq[:16], candidates[:16])  # trace
@@ -268,6 +267,18 @@ def scoring(model, split, results: dict, n_users: int, naive_users: int, full_us
         f"({len(split.test):,} x {split.n_items:,} items, extrapolated)",
         flush=True,
     )
+
+
+def score_candidates(model, split, results: dict, n_users: int, label: str = "") -> np.ndarray:
+    """Rank 1,000 candidates for n_users (test users repeated to the paper's user count), with the
+    event kinds of each window (typed models read them; the others ignore them)."""
+    users = np.resize(split.test.user, n_users)
+    items, kinds = split.windows("test", 50)
+    sequences, kinds = np.resize(items, (n_users, 50)), np.resize(kinds, (n_users, 50))
+    candidates = np.resize(split.test.candidates, (n_users, split.test.candidates.shape[1]))
+    model.score(users[:256], sequences[:256], candidates[:256], kinds[:256])  # trace
+    name = f"score {label}{n_users:,} users x 1,000 candidates"
+    return timed(results, name, model.score, users, sequences, candidates, kinds)
 
 
 def naive_scores(model, users, sequences, candidates, users_per_call: int = 16) -> np.ndarray:
@@ -515,6 +526,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="course scale, 3 models, small scaling curve")
     parser.add_argument("--models", default=None, help="comma-separated models to train")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling curve and Recobell size")
     parser.add_argument("--batches", help="only cnn_hybrid s/epoch at these batch sizes, e.g. 1024,8192")
     parser.add_argument("--scale", default="retailrocket", help="synthetic preset for --batches")
     parser.add_argument("--json", type=Path, help="where --batches writes its JSON")
@@ -543,18 +555,23 @@ def main() -> None:
             big_load(results, Path(tmp))
     models = args.models.split(",") if args.models else (QUICK_MODELS if args.quick else LEARNED)
     trained = training(split, models, results, peak)
+    n_users = len(split.test) if args.quick else PAPER_USERS
     if "cnn_hybrid" in trained:
-        n_users = len(split.test) if args.quick else PAPER_USERS
         scoring(trained["cnn_hybrid"], split, results, n_users, 256 if args.quick else 2048, 256)
-    scaling(results, "quick" if args.quick else "full")
-    if not args.quick:
+    if "repeat_hybrid" in trained:  # the copy path's features are computed in the scoring graph
+        score_candidates(trained["repeat_hybrid"], split, results, n_users, label="repeat_hybrid: ")
+    if not args.no_scaling:
+        scaling(results, "quick" if args.quick else "full")
+    if not (args.quick or args.no_scaling):
         recobell_size(results)
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{dt.date.today().isoformat()}{'-quick' if args.quick else ''}.json"
+    suffix = ("-quick" if args.quick else "") + ("-models" if args.no_scaling else "")
+    out = RESULTS / f"{dt.date.today().isoformat()}{suffix}.json"
     out.write_text(json.dumps(results, indent=1))
-    plot_scaling(results, out.with_suffix(".png"))
-    print(f"total {results['total_seconds']:.0f} s; wrote {out} and {out.with_suffix('.png').name}")
+    if "scaling" in results:
+        plot_scaling(results, out.with_suffix(".png"))
+    print(f"total {results['total_seconds']:.0f} s; wrote {out} (and its .png scaling curve, if measured)")
 
 
 if __name__ == "__main__":
