@@ -181,3 +181,19 @@ def cnn_filters(encoder, image: np.ndarray, top: int = 10) -> plt.Figure:
     axes[-1].set(title="vertical weights", xlabel="vertical filter")
     fig.tight_layout()
     return fig
+
+
+def tuning_curves(trials: pd.DataFrame) -> plt.Figure:
+    """Each model's validation HR@10 per tuning trial (dots: finished trials; pruned ones have no
+    final score) and the best so far (line): how far tuning moved each model."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    groups = trials.groupby("model", sort=False)
+    for (model, group), color in zip(groups, sns.color_palette(n_colors=groups.ngroups), strict=True):
+        done = group[group["state"] == "complete"]
+        ax.plot(group["trial"], group["best_so_far"], color=color, label=model)
+        ax.scatter(done["trial"], done["valid_hr@10"], color=color, s=12, alpha=0.6)
+    ax.set(xlabel="trial", ylabel="validation HR@10", title="tuning: every trial (dots), best so far (lines)")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

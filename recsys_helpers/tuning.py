@@ -218,6 +218,10 @@ def _objective(name: str, split, space: dict[str, Any], seed: int, overrides: di
         def on_epoch(epoch: int, steps: int, hr: float) -> None:
             trial.report(hr, epoch)
             if steps >= model.config.min_steps and trial.should_prune():
+                print(
+                    f"[tune {name}] trial {trial.number}: pruned at epoch {epoch} (HR@10 {hr:.4f})",
+                    flush=True,
+                )
                 raise optuna.TrialPruned(f"epoch {epoch}: validation HR@10 {hr:.4f} below the median")
 
         model.on_epoch = on_epoch
@@ -263,6 +267,39 @@ def _best(study) -> dict:
     }
 
 
+def trials_table(storage: str, models: list[str] | None = None):
+    """One row per trial of the stored studies (model, trial, state, valid_hr@10, best_so_far,
+    best_epoch, seconds and the parameters drawn): what was searched and how the validation score
+    moved. `storage`: an Optuna storage URL, e.g. sqlite:///results/tuning/synthetic-course/study.db."""
+    import optuna
+    import pandas as pd
+
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage):
+        if models is not None and summary.study_name not in models:
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        best = float("-inf")
+        for t in study.trials:
+            hr = None if t.value is None else t.value - 1e-6 * t.user_attrs.get("valid_ndcg@10", 0.0)
+            best = max(best, hr) if hr is not None else best
+            rows.append(
+                {
+                    "model": summary.study_name,
+                    "trial": t.number,
+                    "state": t.state.name.lower(),
+                    "valid_hr@10": hr,
+                    "best_so_far": best if best > float("-inf") else None,
+                    "best_epoch": t.user_attrs.get("best_epoch"),
+                    "seconds": t.duration.total_seconds() if t.duration else None,
+                    **t.params,
+                }
+            )
+    if not rows:
+        raise ValueError(f"no tuning study in {storage}; run `python -m recsys_helpers tune` first.")
+    return pd.DataFrame(rows)
+
+
 def load_settings(path: str | Path) -> dict[str, dict]:
     """{model: hyper-parameter overrides} from a settings file written by `tune`; a missing file,
     broken JSON, an unknown model or an unknown hyper-parameter is one clear ValueError."""
@@ -301,12 +338,16 @@ def settings_for(name: str, settings: dict[str, dict] | None) -> dict:
     return dict((settings or {}).get(split_name(name)[1], {}))
 
 
-# The committed settings of the course shop, used by default by `experiment` and the notebooks.
-COURSE_SETTINGS = Path(__file__).parent / "settings" / "synthetic-course.json"
+# The committed study and settings of the course shop (in the repository, beside the package:
+# present in a clone and an editable install, as the README and Colab use it).
+COURSE_SETTINGS = (
+    Path(__file__).resolve().parents[1] / "results" / "tuning" / "synthetic-course" / "settings.json"
+)
 
 
 def default_settings(dataset: str, scale: str) -> Path | None:
-    """The committed settings file for a dataset, if there is one (today: the course shop)."""
+    """The committed settings file for a dataset, if there is one (today: the course shop), used
+    by `experiment` unless --settings says otherwise."""
     return (
         COURSE_SETTINGS if (dataset, scale) == ("synthetic", "course") and COURSE_SETTINGS.exists() else None
     )
@@ -324,5 +365,6 @@ __all__ = [
     "load_settings",
     "settings_for",
     "suggest",
+    "trials_table",
     "tune",
 ]

@@ -75,6 +75,21 @@ def test_tune_gives_every_model_the_same_trials_writes_settings_and_resumes(spli
     )
 
 
+def test_the_trials_table_and_its_figure_show_every_trial_and_the_best_so_far(split, tmp_path):
+    from recsys_helpers.plots import tuning_curves
+
+    tune(split, ["mf", "ite"], trials=3, out=tmp_path, overrides=QUICK)
+    trials = tuning.trials_table(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(trials) == 6 and set(trials["model"]) == {"mf", "ite"}
+    assert {"factors", "learning_rate", "best_epoch", "seconds"} <= set(trials.columns)
+    for _, group in trials.groupby("model"):
+        assert group["best_so_far"].is_monotonic_increasing
+        assert group["best_so_far"].iloc[-1] == pytest.approx(group["valid_hr@10"].max())
+    assert len(tuning_curves(trials).axes[0].lines) == 2
+    with pytest.raises(ValueError, match="no tuning study"):
+        tuning.trials_table(f"sqlite:///{tmp_path / 'empty.db'}")
+
+
 def test_an_experiment_uses_the_tuned_settings_and_explicit_overrides_win(split, tmp_path):
     tune(split, ["mf"], trials=2, out=tmp_path)
     settings = load_settings(tmp_path / "settings.json")
@@ -146,3 +161,18 @@ def test_tune_and_experiment_from_the_command_line(tmp_path):
 def test_tune_argument_mistakes_are_one_line(tmp_path, args, message):
     run = _cli("tune", "--dataset", "synthetic", "--scale", "ci", *args, "--out", str(tmp_path))
     assert run.returncode == 2 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_committed_course_settings_cover_every_tunable_model_and_none_sits_at_the_cap():
+    from recsys_helpers.tuning import COURSE_SETTINGS, EPOCH_CAP, TUNABLE, default_settings
+
+    assert default_settings("synthetic", "course") == COURSE_SETTINGS and COURSE_SETTINGS.exists()
+    assert default_settings("synthetic", "ci") is None and default_settings("retailrocket", "course") is None
+    committed = json.loads(COURSE_SETTINGS.read_text())
+    assert committed["dataset"] == "synthetic" and committed["scale"] == "course"
+    assert set(load_settings(COURSE_SETTINGS)) == set(TUNABLE)
+    for name, entry in committed["models"].items():
+        assert set(entry["params"]) == set(SEARCH_SPACES[name])  # tuned in today's search space
+        assert entry["finished_trials"] == committed["trials"]  # the same budget for every model
+        assert entry["best_epoch"] is None or entry["best_epoch"] < EPOCH_CAP  # early stopping chose it
+    assert (COURSE_SETTINGS.parent / "study.db").exists()
