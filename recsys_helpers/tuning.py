@@ -300,6 +300,24 @@ def trials_table(storage: str, models: list[str] | None = None):
     return pd.DataFrame(rows)
 
 
+def settings_table(path: str | Path):
+    """One row per model of a settings file: its best trial's validation HR@10 and best epoch, the
+    finished and pruned trials, the seconds its trials took, and the chosen settings as text."""
+    import pandas as pd
+
+    models = json.loads(Path(path).read_text())["models"]
+    rows = []
+    for name, entry in models.items():
+        chosen = ", ".join(f"{k}={_short(v)}" for k, v in entry["params"].items())
+        numbers = ("valid_hr@10", "best_epoch", "finished_trials", "pruned_trials", "tuning_seconds")
+        rows.append({"model": name, **{k: entry.get(k) for k in numbers}, "settings": chosen})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def load_settings(path: str | Path) -> dict[str, dict]:
     """{model: hyper-parameter overrides} from a settings file written by `tune`; a missing file,
     broken JSON, an unknown model or an unknown hyper-parameter is one clear ValueError."""
@@ -364,6 +382,7 @@ __all__ = [
     "default_settings",
     "load_settings",
     "settings_for",
+    "settings_table",
     "suggest",
     "trials_table",
     "tune",

@@ -176,3 +176,7 @@ def test_the_committed_course_settings_cover_every_tunable_model_and_none_sits_a
         assert entry["finished_trials"] == committed["trials"]  # the same budget for every model
         assert entry["best_epoch"] is None or entry["best_epoch"] < EPOCH_CAP  # early stopping chose it
     assert (COURSE_SETTINGS.parent / "study.db").exists()
+    table = tuning.settings_table(COURSE_SETTINGS)
+    assert (
+        list(table.index) == list(committed["models"]) and "learning_rate=" in table.loc["caser", "settings"]
+    )
