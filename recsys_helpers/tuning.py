@@ -166,6 +166,7 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    previous = _previous_settings(out / "settings.json", describe or {})
     settings = {
         **(describe or {}),
         "objective": "validation HR@10 of the selection fit (ties: NDCG@10); test targets unused",
@@ -173,7 +174,7 @@ def tune(
         "trials": trials,
         "epoch_cap": EPOCH_CAP,
         "storage": storage,
-        "models": {},
+        "models": previous.get("models", {}),  # models tuned by earlier calls stay
     }
     for name in models:
         study = optuna.create_study(
@@ -196,6 +197,18 @@ def tune(
         )
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     return settings
+
+
+def _previous_settings(path: Path, describe: dict) -> dict:
+    """The settings file already in the output folder ({} if none); one tuned on other data (a
+    `describe` entry differs) is a ValueError, so that one file never mixes two datasets."""
+    if not path.exists():
+        return {}
+    previous = json.loads(path.read_text())
+    differ = {k: (previous[k], v) for k, v in describe.items() if k in previous and previous[k] != v}
+    if differ:
+        raise ValueError(f"{path} holds settings tuned on other data {differ}; choose another --out.")
+    return previous
 
 
 def _finished(study) -> list:

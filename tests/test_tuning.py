@@ -75,6 +75,14 @@ def test_tune_gives_every_model_the_same_trials_writes_settings_and_resumes(spli
     )
 
 
+def test_tuning_more_models_into_the_same_folder_keeps_the_earlier_ones_but_never_mixes_data(split, tmp_path):
+    tune(split, ["mf"], trials=2, out=tmp_path, describe={"dataset": "ci"})
+    settings = tune(split, ["ite"], trials=2, out=tmp_path, overrides=QUICK, describe={"dataset": "ci"})
+    assert set(settings["models"]) == {"mf", "ite"} == set(load_settings(tmp_path / "settings.json"))
+    with pytest.raises(ValueError, match="tuned on other data"):
+        tune(split, ["mf"], trials=2, out=tmp_path, describe={"dataset": "another shop"})
+
+
 def test_the_trials_table_and_its_figure_show_every_trial_and_the_best_so_far(split, tmp_path):
     from recsys_helpers.plots import tuning_curves
 
