@@ -384,3 +384,16 @@ def test_every_explicit_scheme_trains_the_hybrid_on_its_own_loss(ci_split):
     assert len(set(losses.values())) == 3 and losses["ite"] < losses["every_row"]
     with pytest.raises(ValueError, match="explicit_loss must be one of"):
         make_model("cnn_hybrid", explicit_loss="nope")
+
+
+def test_copy_features_say_where_and_how_each_candidate_occurs_in_the_history():
+    from recsys_helpers.models.layers import CopyFeatures
+
+    history, kinds = np.array([[0, 5, 7, 5]]), np.array([[0, 1, 2, 3]])  # oldest first, 0 = padding
+    features = np.asarray(CopyFeatures()([history, kinds, np.array([[5, 7, 9, 0]])]))[0]
+    log2, log3 = np.log(2.0), np.log(3.0)
+    # recency in the last 1, 2, 3, 5, 10, H=4 events; log1p counts per kind (implicit, explicit,
+    # purchase); log1p of all its events
+    np.testing.assert_allclose(features[0], [1, 1, 1, 1, 1, 1, log2, 0, log2, log3], rtol=1e-6)
+    np.testing.assert_allclose(features[1], [0, 1, 1, 1, 1, 1, 0, log2, 0, log2], rtol=1e-6)
+    assert not features[2].any() and not features[3].any()  # never touched; the padding item

@@ -8,6 +8,7 @@ Shapes: B users in a batch, C candidate items per user, L recent items, d embedd
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -190,6 +191,7 @@ class CopyFeatures(layers.Layer):
 
     def call(self, inputs):
         history, kinds, candidates = inputs
+        length = history.shape[1]
         match = ops.cast(
             ops.logical_and(
                 ops.equal(ops.expand_dims(history, 1), ops.expand_dims(candidates, 2)),
@@ -197,12 +199,21 @@ class CopyFeatures(layers.Layer):
             ),
             "float32",
         )  # [B, C, H]
-        length = history.shape[1]
-        recency = [ops.max(match[..., max(0, length - k) :], axis=-1) for k in (*self.RECENCY, length)]
-        by_kind = ops.one_hot(kinds, self.N_KINDS + 1)[..., 1:]  # [B, H, 3]
-        counts = ops.log1p(
-            ops.concatenate(
-                [ops.einsum("bch,bhk->bck", match, by_kind), ops.sum(match, -1, keepdims=True)], -1
-            )
+        # Every feature is a count of matches over some positions: one batched matmul of the match
+        # tensor with a [B, H, F] table (recency windows, kind one-hots, ones) gives them all.
+        position = np.arange(length)
+        windows = np.stack([position >= length - k for k in (*self.RECENCY, length)], axis=1)
+        per_position = ops.concatenate(
+            [
+                ops.broadcast_to(
+                    ops.convert_to_tensor(windows.astype("float32"))[None],
+                    (ops.shape(history)[0], length, windows.shape[1]),
+                ),
+                ops.one_hot(kinds, self.N_KINDS + 1)[..., 1:],
+                ops.expand_dims(ops.ones_like(history, dtype="float32"), -1),
+            ],
+            axis=-1,
         )
-        return ops.concatenate([ops.stack(recency, axis=-1), counts], axis=-1)
+        counts = ops.matmul(match, per_position)  # [B, C, F]
+        recent = ops.minimum(counts[..., : windows.shape[1]], 1.0)  # occurs in the window: 0 or 1
+        return ops.concatenate([recent, ops.log1p(counts[..., windows.shape[1] :])], axis=-1)
