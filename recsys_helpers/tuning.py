@@ -256,9 +256,17 @@ def _objective(name: str, split, space: dict[str, Any], seed: int, overrides: di
             f"epochs {len(history.epoch)} ({time.perf_counter() - start:.0f} s) {params}",
             flush=True,
         )
-        return hr + 1e-6 * ndcg  # NDCG@10 breaks ties in HR@10
+        return hr + TIE_BREAK * ndcg  # NDCG@10 breaks ties in HR@10
 
     return objective
+
+
+TIE_BREAK = 1e-6  # a trial's objective is HR@10 + TIE_BREAK * NDCG@10 (validation)
+
+
+def _valid_hr(trial) -> float:
+    """The validation HR@10 of a finished trial (its objective without the NDCG tie-break)."""
+    return trial.value - TIE_BREAK * trial.user_attrs.get("valid_ndcg@10", 0.0)
 
 
 def _best(study) -> dict:
@@ -270,7 +278,7 @@ def _best(study) -> dict:
     best = max(complete, key=lambda t: t.value)
     return {
         "params": best.user_attrs["params"],
-        "valid_hr@10": round(best.value - 1e-6 * best.user_attrs["valid_ndcg@10"], 6),
+        "valid_hr@10": round(_valid_hr(best), 6),
         "valid_ndcg@10": round(best.user_attrs["valid_ndcg@10"], 6),
         "best_epoch": best.user_attrs["best_epoch"],
         "trial": best.number,
@@ -294,7 +302,7 @@ def trials_table(storage: str, models: list[str] | None = None):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         best = float("-inf")
         for t in study.trials:
-            hr = None if t.value is None else t.value - 1e-6 * t.user_attrs.get("valid_ndcg@10", 0.0)
+            hr = None if t.value is None else _valid_hr(t)
             best = max(best, hr) if hr is not None else best
             rows.append(
                 {
