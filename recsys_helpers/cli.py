@@ -198,16 +198,11 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
 def _settings(args: argparse.Namespace) -> dict[str, dict] | None:
     """--settings: a file, 'none', or (not given) the committed settings of this dataset, if any."""
-    from .tuning import default_settings, load_settings
+    from .tuning import resolve_settings
 
-    if args.settings == "none":
-        return None
-    path = args.settings or default_settings(args.dataset, args.scale)
-    if path is None:
-        print("no tuned settings for this dataset: the paper's defaults (tune them with `tune`)")
-        return None
-    print(f"hyper-parameters from {path}")
-    return load_settings(path)
+    settings, source = resolve_settings(args.settings or "default", args.dataset, args.scale)
+    print(source)
+    return settings
 
 
 def cmd_tune(args: argparse.Namespace) -> None:

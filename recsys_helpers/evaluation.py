@@ -232,10 +232,12 @@ def top_items(model, split: Split, index: int, k: int = 10, which: str = "test")
 
 def occlusion(model, split: Split, index: int, items: dict[str, int], which: str = "test") -> pd.DataFrame:
     """Which items of one target's input window drove the scores of `items` ({label: item}): each
-    window item in turn is replaced by padding and the drop of every item's score is recorded (one
+    item of the window the model reads (`window_inputs`: the last L events, or the last L distinct
+    items) in turn is replaced by padding and the drop of every item's score is recorded (one
     row per non-padding window position, oldest first; a large drop = the item mattered)."""
     users, sequences, kinds = model_inputs(model, split, which)
-    window, window_kinds = sequences[index, -model.config.seq_len :], kinds[index, -model.config.seq_len :]
+    window = model.window_inputs(sequences[[index]], kinds[[index]])  # the L items the model reads
+    window, window_kinds = window["sequence"][0], window["kinds"][0]
     candidates = np.array([list(items.values())])
     base = model.score(users[[index]], window[None], candidates, window_kinds[None])[0]
     rows = []
@@ -248,10 +250,9 @@ def occlusion(model, split: Split, index: int, items: dict[str, int], which: str
     return pd.DataFrame(rows)
 
 
-def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256) -> dict[str, Evaluation]:
-    """A two-stage model's candidates of `which` ranked three ways: by the implicit stage alone
-    (sigma(z_imp)), by the explicit stage alone (sigma(z_exp)), and by their product, the model's
-    own ranking. Same candidates as `evaluate`; sampled ranking only."""
+def stage_logits(model, split: Split, which: str = "test", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """A two-stage model's (implicit, explicit) logits float32[n, 1 + negatives] for the
+    candidates of `which` (the target first, as in `evaluate`)."""
     from .models.neural import network_inputs  # TensorFlow only when needed
 
     targets = split.targets(which)
@@ -267,7 +268,15 @@ def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256
         out = model.network_(network_inputs(model.network_, inputs), training=False)
         for stage, parts in logits.items():
             parts.append(np.asarray(out[stage]))
-    implicit, explicit = (np.concatenate(logits[stage]) for stage in ("implicit", "explicit"))
+    return np.concatenate(logits["implicit"]), np.concatenate(logits["explicit"])
+
+
+def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256) -> dict[str, Evaluation]:
+    """A two-stage model's candidates of `which` ranked three ways: by the implicit stage alone
+    (sigma(z_imp)), by the explicit stage alone (sigma(z_exp)), and by their product, the model's
+    own ranking. Same candidates as `evaluate`; sampled ranking only."""
+    targets = split.targets(which)
+    implicit, explicit = stage_logits(model, split, which, batch)
     rules = {
         "implicit only": implicit,
         "explicit only": explicit,

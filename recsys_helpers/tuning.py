@@ -392,6 +392,22 @@ def default_settings(dataset: str, scale: str) -> Path | None:
     )
 
 
+def resolve_settings(
+    choice: str | Path | None, dataset: str, scale: str
+) -> tuple[dict[str, dict] | None, str]:
+    """The settings a run uses, and one line saying where they come from. `choice`: "default" (the
+    committed settings of this dataset and scale, if any, else the paper's defaults), None or
+    "none" (the paper's defaults), or the path of a settings file written by `tune`."""
+    if choice is None or str(choice) == "none":
+        return None, "hyper-parameters: the paper's defaults (settings switched off)"
+    path = default_settings(dataset, scale) if str(choice) == "default" else Path(choice)
+    if path is None:
+        return None, "hyper-parameters: the paper's defaults (no tuned settings for this data: run `tune`)"
+    root = COURSE_SETTINGS.parents[3]  # the repository: its files are named relative to it
+    shown = path.resolve().relative_to(root) if path.resolve().is_relative_to(root) else path
+    return load_settings(path), f"hyper-parameters: tuned, from {shown}"
+
+
 __all__ = [
     "EPOCH_CAP",
     "SEARCH_SPACES",
@@ -402,6 +418,7 @@ __all__ = [
     "check_models",
     "default_settings",
     "load_settings",
+    "resolve_settings",
     "settings_for",
     "settings_table",
     "suggest",

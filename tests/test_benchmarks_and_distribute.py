@@ -29,7 +29,13 @@ def bench():
 
 def test_forward_flops_count_the_encoder_per_user_and_the_head_per_candidate(bench):
     model = CNNHybrid(
-        dim=4, seq_len=3, horizontal_heights=(1, 2), horizontal_filters=3, vertical_filters=1, mlp=(6,)
+        dim=4,
+        seq_len=3,
+        horizontal_heights=(1, 2),
+        horizontal_filters=3,
+        vertical_filters=1,
+        mlp=(6,),
+        event_kinds=False,  # window rows of width d (a typed window adds the 8-d kind embedding)
     )
     per_user, per_candidate = bench.forward_flops(model.build_network(n_users=5, n_items=10))
     # convolutions 3*1*4*3 + 2*2*4*3 = 84, vertical 3*1*4 = 12, projection (3*2 + 1*4)*4 = 40 multiply-adds

@@ -59,14 +59,14 @@ def test_the_oldest_pair_is_the_lower_bound_in_pyproject_and_the_oldest_lock():
     "name, overrides, inputs",
     [
         ("ite", {}, {"user", "items"}),
-        ("cnn_hybrid", {}, {"user", "sequence", "items"}),
-        ("cnn_hybrid", {"event_kinds": True}, {"user", "sequence", "kinds", "items"}),
-        ("cnn_hybrid", {"components": "cnn_only"}, {"sequence", "items"}),
+        ("cnn_hybrid", {}, {"user", "sequence", "kinds", "items"}),
+        ("cnn_hybrid", {"event_kinds": False}, {"user", "sequence", "items"}),
+        ("cnn_hybrid", {"components": "cnn_only"}, {"sequence", "kinds", "items"}),
         ("cnn_hybrid", {"components": "long_term_only"}, {"user", "items"}),
-        ("caser", {}, {"user", "sequence", "items"}),
-        ("caser", {"components": "cnn_only"}, {"sequence", "items"}),
-        ("rnn_hybrid", {"event_kinds": True}, {"user", "sequence", "kinds", "items"}),
-        ("repeat_hybrid", {}, {"user", "sequence", "history", "history_kinds", "items"}),
+        ("caser", {}, {"sequence", "items"}),
+        ("caser", {"components": "full"}, {"user", "sequence", "items"}),
+        ("rnn_hybrid", {}, {"user", "sequence", "kinds", "items"}),
+        ("repeat_hybrid", {}, {"user", "sequence", "kinds", "history", "history_kinds", "items"}),
     ],
 )
 def test_networks_declare_only_the_inputs_they_read(name, overrides, inputs):

@@ -95,17 +95,25 @@ def test_top_items_leaves_out_the_users_earlier_items_and_ranks_the_target_as_ev
     assert items[0] == split.test.item[3] and rank == 1 and not own & set(items[1:]) and len(items) == 5
 
 
-def test_occlusion_measures_each_window_items_effect_on_the_scores():
+def test_occlusion_removes_each_item_of_the_window_the_model_reads():
     from recsys_helpers.evaluation import occlusion
+    from recsys_helpers.protocol import distinct_window
 
-    class LastItem:  # scores an item 1 when it is the window's last item
-        config = type("Config", (), {"seq_len": 3})
+    class LastItem:  # reads the last 3 distinct items; scores an item 1 when it is the window's last
+        def window_inputs(self, items, kinds):
+            sequence, kinds = distinct_window(np.asarray(items), np.asarray(kinds), 3)
+            return {"sequence": sequence, "kinds": kinds}
 
         def score(self, users, sequences, candidates, kinds=None):
-            return (candidates == np.asarray(sequences)[:, -1:]).astype(float)
+            window = self.window_inputs(sequences, kinds)["sequence"]
+            return (candidates == window[:, -1:]).astype(float)
 
     split = synthetic_split("ci")[2]
-    window = split.sequences("test", 50)[0, -3:]
-    drops = occlusion(LastItem(), split, 0, {"last": int(window[-1]), "other": 10**6})
+    items, kinds = split.windows("test", 50)
+    windows = distinct_window(items, kinds, 3)[0]
+    user = np.flatnonzero((windows != items[:, -3:]).any(axis=1))[0]  # a repeat in its last events
+    window = windows[user]
+    drops = occlusion(LastItem(), split, user, {"last": int(window[-1]), "other": 10**6})
+    assert list(drops["item"]) == list(window[window > 0])
     assert list(drops["position"]) == [f"t-{3 - p}" for p in np.flatnonzero(window)]
     assert drops.set_index("position").loc["t-1", "last"] == 1.0 and (drops["other"] == 0).all()

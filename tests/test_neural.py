@@ -130,16 +130,25 @@ def test_caser_uses_its_own_paper_defaults():
     assert (model.config.horizontal_filters, model.config.dropout, model.config.seq_len) == (16, 0.5, 5)
 
 
-def test_caser_is_tang_and_wangs_original_and_the_papers_cnn_only_row_is_one_override_away():
-    assert make_model("caser").build_network(7, 11).get_layer("users").input_dim == 7
-    paper_row = make_model("caser", components="cnn_only").build_network(7, 11)
+def test_caser_is_the_papers_cnn_only_row_and_tang_and_wangs_original_is_one_override_away():
+    paper_row = make_model("caser").build_network(7, 11)
     assert "users" not in {layer.name for layer in paper_row.layers}
+    assert make_model("caser", components="full").build_network(7, 11).get_layer("users").input_dim == 7
     with pytest.raises(ValueError, match="Caser always has its CNN"):
         make_model("caser", components="long_term_only")
 
 
+@pytest.mark.parametrize("name", ["cnn_hybrid", "rnn_hybrid", "repeat_hybrid"])
+def test_the_proposed_models_read_a_typed_distinct_window_by_default(name):
+    config = make_model(name).config
+    assert (config.event_kinds, config.window) == (True, "distinct")
+    plain = make_model(name, event_kinds=False, window="events").config
+    assert (plain.event_kinds, plain.window) == (False, "events")
+    assert not make_model("caser").config.event_kinds
+
+
 def test_a_typed_window_model_refuses_to_score_without_the_kinds(ci_split):
-    model = make_model("cnn_hybrid", **(SMALL | {"epochs": 1}), event_kinds=True)
+    model = make_model("cnn_hybrid", **(SMALL | {"epochs": 1}))
     model.fit(ci_split)
     with pytest.raises(ValueError, match="pass kinds="):
         model.score(ci_split.test.user[:2], ci_split.sequences("test", 5)[:2], ci_split.test.candidates[:2])
@@ -258,7 +267,8 @@ def test_factored_scoring_equals_the_plain_network(name, components, ci_split):
 
 @pytest.mark.parametrize("name", ["cnn_hybrid", "ite"])
 def test_stage_evaluations_rank_by_each_stage_and_the_product_is_the_models_own_ranking(name, ci_split):
-    from recsys_helpers.evaluation import stage_evaluations
+    from recsys_helpers.evaluation import stage_evaluations, stage_logits
+    from recsys_helpers.metrics import rank_of_positive
 
     model = make_model(name, **SMALL)
     model.fit(ci_split)
@@ -270,6 +280,10 @@ def test_stage_evaluations_rank_by_each_stage_and_the_product_is_the_models_own_
     product, own = stages["product (the model's ranking)"].ranks, evaluate(model, ci_split).ranks
     assert np.abs(product - own).max() <= 2 and np.mean(product == own) > 0.95
     assert not np.array_equal(stages["implicit only"].ranks, stages["explicit only"].ranks)
+    implicit, explicit = stage_logits(model, ci_split, batch=100)
+    assert implicit.shape == explicit.shape == ci_split.test.candidates.shape
+    for logits, stage in ((implicit, "implicit only"), (explicit, "explicit only")):
+        np.testing.assert_array_equal(rank_of_positive(logits[:, 0], logits[:, 1:]), stages[stage].ranks)
 
 
 # Copy shop: every purchase is an item viewed earlier in the session (recent ones likelier).
@@ -397,3 +411,20 @@ def test_copy_features_say_where_and_how_each_candidate_occurs_in_the_history():
     np.testing.assert_allclose(features[0], [1, 1, 1, 1, 1, 1, log2, 0, log2, log3], rtol=1e-6)
     np.testing.assert_allclose(features[1], [0, 1, 1, 1, 1, 1, 0, log2, 0, log2], rtol=1e-6)
     assert not features[2].any() and not features[3].any()  # never touched; the padding item
+
+
+def test_window_image_is_what_the_encoder_reads(ci_split):
+    model = make_model("cnn_hybrid", **(SMALL | {"epochs": 1}))
+    model.fit(ci_split)
+    items, kinds = ci_split.windows("test", model.history_length)
+    window, window_kinds, image = model.window_image(items, kinds)
+    expected = model.window_inputs(items, kinds)
+    np.testing.assert_array_equal(window, expected["sequence"])
+    np.testing.assert_array_equal(window_kinds, expected["kinds"])
+    item_rows = model.network_.get_layer("sequence_items").embeddings.numpy()
+    kind_rows = model.network_.get_layer("sequence_kinds").embeddings.numpy()
+    assert image.shape == (*window.shape, item_rows.shape[1] + kind_rows.shape[1])
+    user, position = np.argwhere(window > 0)[0]
+    row = np.concatenate([item_rows[window[user, position]], kind_rows[window_kinds[user, position]]])
+    np.testing.assert_allclose(image[user, position], row)
+    assert not image[window == 0].any()  # padding rows stay zero, as in the network

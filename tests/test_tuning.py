@@ -156,7 +156,7 @@ def test_tune_and_experiment_from_the_command_line(tmp_path):
         "--settings", str(out / "settings.json"), "--out", str(tmp_path / "exp"),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert f"hyper-parameters from {out / 'settings.json'}" in run.stdout
+    assert f"hyper-parameters: tuned, from {out / 'settings.json'}" in run.stdout
 
 
 @pytest.mark.parametrize(
@@ -188,3 +188,19 @@ def test_the_committed_course_settings_cover_every_tunable_model_and_none_sits_a
     assert (
         list(table.index) == list(committed["models"]) and "learning_rate=" in table.loc["caser", "settings"]
     )
+
+
+def test_resolve_settings_names_where_the_settings_come_from(tmp_path):
+    from recsys_helpers.tuning import COURSE_SETTINGS, resolve_settings
+
+    settings, source = resolve_settings("default", "synthetic", "course")
+    assert settings == load_settings(COURSE_SETTINGS)
+    assert source == "hyper-parameters: tuned, from results/tuning/synthetic-course/settings.json"
+    assert resolve_settings("default", "synthetic", "ci") == (
+        None,
+        "hyper-parameters: the paper's defaults (no tuned settings for this data: run `tune`)",
+    )
+    for off in (None, "none"):
+        assert resolve_settings(off, "synthetic", "course")[0] is None
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_settings(tmp_path / "missing.json", "synthetic", "course")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..registry import BEYOND_PAPER, MODEL_NAMES, split_name
 from ._tensorflow import GPUS  # first: the quiet import of TensorFlow and the version check
-from .base import CASER_DEFAULTS, ITE_DEFAULTS, History, ModelConfig, Recommender
+from .base import CASER_DEFAULTS, HYBRID_DEFAULTS, ITE_DEFAULTS, History, ModelConfig, Recommender
 from .baselines import Popularity, RecentlyViewed, SeenFirst
 from .gru4rec import GRU4Rec
 from .mf import MF
@@ -27,6 +27,7 @@ BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(zip(BEYOND_PAPER, (Repe
 __all__ = [
     "GPUS",
     "CASER_DEFAULTS",
+    "HYBRID_DEFAULTS",
     "ITE_DEFAULTS",
     "ITE",
     "MF",

@@ -29,7 +29,15 @@ import tensorflow as tf
 from keras import layers, ops
 
 from ..protocol import KINDS, Split, distinct_window, last_events
-from .base import CASER_DEFAULTS, ITE_DEFAULTS, History, ModelConfig, Recommender, check_score_inputs
+from .base import (
+    CASER_DEFAULTS,
+    HYBRID_DEFAULTS,
+    ITE_DEFAULTS,
+    History,
+    ModelConfig,
+    Recommender,
+    check_score_inputs,
+)
 from .layers import CaserEncoder, CopyFeatures, Embedding, Fusion, ImplicitExplicitHead, MaskedEmbedding
 from .trainer import LazyAdamTrainer, weighted_bce
 from .training import train_with_early_stopping
@@ -165,6 +173,19 @@ class NeuralRecommender(Recommender):
         else:
             out["sequence"], out["kinds"] = items[:, -c.seq_len :], kinds[:, -c.seq_len :]
         return {name: values.astype(np.int32) for name, values in out.items()}
+
+    def window_image(self, items: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the sequence encoder sees for the latest events (as `window_inputs`): the window's
+        items int32[n, L], their kinds int32[n, L], and the "image" float32[n, L, width], one row
+        per item: its embedding, followed by its kind's embedding when config.event_kinds.
+        Padding rows are zero, as in the network."""
+        window = self.window_inputs(items, kinds)
+        sequence, kinds = window["sequence"], window["kinds"]
+        rows = [self.network_.get_layer("sequence_items").embeddings.numpy()[sequence]]
+        if self.config.event_kinds:
+            rows.append(self.network_.get_layer("sequence_kinds").embeddings.numpy()[kinds])
+        image = np.concatenate(rows, axis=-1) * (sequence > 0)[..., None]
+        return sequence, kinds, image.astype(np.float32)
 
     def score(
         self,
@@ -396,10 +417,10 @@ def network_inputs(network: keras.Model, batch: dict) -> dict:
 
 def embed_window(inputs: _Inputs, n_items: int, config: ModelConfig):
     """The window as an "image" float[B, L, d] of item embeddings; with config.event_kinds each row
-    also carries its event kind one-hot (view / cart / purchase: the paper's implicit-to-explicit
-    sequence), float[B, L, d + 3]. Padding rows stay zero. (A learned kind vector added to the
-    item rows was tried first: updated by every example, it swamped the sparsely updated item
-    rows and lost a third of the HR@10 on a planted sequence shop.)"""
+    also carries a learned embedding of its event kind (view / cart / purchase: the paper's
+    implicit-to-explicit sequence), float[B, L, d + KIND_DIM]. Padding rows stay zero. (A learned
+    kind vector added to the item rows was tried first: updated by every example, it swamped the
+    sparsely updated item rows and lost a third of the HR@10 on a planted sequence shop.)"""
     embedded = MaskedEmbedding(n_items + 1, config.dim, name="sequence_items")(inputs["sequence"])
     if not config.event_kinds:
         return embedded
@@ -419,8 +440,11 @@ def _two_stage_model(name: str, inputs: dict, x, config: ModelConfig, offsets=No
 class CNNHybrid(NeuralRecommender):
     """The proposed model: a Caser CNN over the last L items (short-term intent) and a user
     embedding (long-term taste), fused with the candidate's embedding, into the two-stage head.
+    By default (`HYBRID_DEFAULTS`) the window holds the last L distinct items, each row carrying
+    its strongest event kind (the paper's "implicit-to-explicit behavioral sequence");
+    event_kinds=False, window="events" gives the plain last-L-events window of item ids.
 
-        s_u = CaserEncoder(E[last L items]),  p_u = P[u],  e_j = Q[j]
+        s_u = CaserEncoder(E[last L items] (+) K[their kinds]),  p_u = P[u],  e_j = Q[j]
         x = [s_u (.) e_j, p_u (.) e_j]   (fusion="product"; "concat" gives [s_u, p_u, e_j])
         implicit, explicit = ImplicitExplicitHead(x)
 
@@ -430,6 +454,9 @@ class CNNHybrid(NeuralRecommender):
     """
 
     name = "cnn_hybrid"
+
+    def __init__(self, config: ModelConfig | None = None, **overrides) -> None:
+        super().__init__(config or ModelConfig().replace(**HYBRID_DEFAULTS), **overrides)
 
     def encode_sequence(self, embedded):
         c = self.config
