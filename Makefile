@@ -94,7 +94,9 @@ test-oldest: $(OLD_STAMP)
 # Notebook checks (skipped while notebooks/ has no numbered notebook): each notebook runs
 # headless on the small shop (SCALE=ci, at most 3 epochs per fit) into build/ci/ (kernel cwd =
 # notebooks/, as in JupyterLab); then nbval re-executes, as stored (default parameters: the course
-# shop), the notebooks that mark cells NBVAL_CHECK_OUTPUT, and compares those cells' outputs.
+# shop), the notebooks that mark cells NBVAL_CHECK_OUTPUT, and compares those cells' outputs. Only
+# notebooks that train nothing heavy carry the mark (01, 02): nbval re-runs every cell, and the
+# course-scale facts that 04-10 print are checked without training by tests/test_course_shop.py.
 # Between the two, the unit tests run again on the oldest supported stack (test-oldest).
 # `make course` (or `make notebooks`) runs every notebook at course scale.
 test: venv $(KERNEL)

@@ -225,15 +225,15 @@ def scoring(model, split, results: dict, n_users: int, naive_users: int, full_us
     with the plain network per (user, candidate) row on naive_users (extrapolated), and full
     ranking over all items for full_users (extrapolated to all test users)."""
     factored = score_candidates(model, split, results, n_users)
-    users = np.resize(split.test.user, n_users)
-    sequences = np.resize(split.sequences("test", 50), (n_users, 50))
-    candidates = np.resize(split.test.candidates, (n_users, split.test.candidates.shape[1]))
+    users = np.resize(split.test.user, naive_users)
+    items, kinds = split.windows("test", 50)
+    window = model.window_inputs(np.resize(items, (naive_users, 50)), np.resize(kinds, (naive_users, 50)))
+    candidates = np.resize(split.test.candidates, (naive_users, split.test.candidates.shape[1]))
     name = f"score {n_users:,} users x 1,000 candidates"
 
-    seq = sequences[:, -model.config.seq_len :]
-    naive_scores(model, users[:16], seq[:16], candidates[:16])  # trace
+    naive_scores(model, users[:16], {k: v[:16] for k, v in window.items()}, candidates[:16])  # trace
     start = time.perf_counter()
-    plain = naive_scores(model, users[:naive_users], seq[:naive_users], candidates[:naive_users])
+    plain = naive_scores(model, users, window, candidates)
     naive_seconds = (time.perf_counter() - start) * n_users / naive_users
     ratio = naive_seconds / results[name]["seconds"]
     difference = float(np.abs(plain - factored[:naive_users]).max())
@@ -251,11 +251,10 @@ def scoring(model, split, results: dict, n_users: int, naive_users: int, full_us
 
     ptr, excluded = split.excluded_items("test")
     all_items = np.broadcast_to(np.arange(1, split.n_items + 1), (full_users, split.n_items))
-    test_sequences = split.sequences("test", 50)
     start = time.perf_counter()
     for s in range(0, full_users, 256):
         e = min(s + 256, full_users)
-        scores = model.score(split.test.user[s:e], test_sequences[s:e], all_items[: e - s])
+        scores = model.score(split.test.user[s:e], items[s:e], all_items[: e - s], kinds[s:e])
         count_beating(scores, split.test.item[s:e], ptr[s : e + 1], excluded)
     seconds = (time.perf_counter() - start) * len(split.test) / full_users
     results[f"full ranking, {len(split.test):,} test users x {split.n_items:,} items"] = {
@@ -281,9 +280,10 @@ def score_candidates(model, split, results: dict, n_users: int, label: str = "")
     return timed(results, name, model.score, users, sequences, candidates, kinds)
 
 
-def naive_scores(model, users, sequences, candidates, users_per_call: int = 16) -> np.ndarray:
+def naive_scores(model, users, window: dict, candidates, users_per_call: int = 16) -> np.ndarray:
     """The naive way: the plain network once per (user, candidate) row, the user id and the
-    sequence repeated for every candidate, so the sequence encoder runs 1,000 times per user."""
+    window (`model.window_inputs`) repeated for every candidate, so the sequence encoder runs
+    1,000 times per user."""
     import tensorflow as tf
 
     if getattr(model, "_naive_fn", None) is None:
@@ -291,11 +291,9 @@ def naive_scores(model, users, sequences, candidates, users_per_call: int = 16) 
     out = []
     for s in range(0, len(users), users_per_call):
         block = candidates[s : s + users_per_call]
-        batch = {
-            "user": np.repeat(users[s : s + users_per_call], block.shape[1]),
-            "sequence": np.repeat(sequences[s : s + users_per_call], block.shape[1], axis=0),
-            "items": block.reshape(-1, 1),
-        }
+        rows = slice(s, s + users_per_call)
+        batch = {name: np.repeat(values[rows], block.shape[1], axis=0) for name, values in window.items()}
+        batch |= {"user": np.repeat(users[rows], block.shape[1]), "items": block.reshape(-1, 1)}
         scores = model._naive_fn({k: np.asarray(v, dtype=np.int32) for k, v in batch.items()})
         out.append(scores.numpy().reshape(block.shape))
     return np.concatenate(out)

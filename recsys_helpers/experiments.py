@@ -252,7 +252,8 @@ def run_experiment(
 
     `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics with the
     repeat/new groups (`Evaluation.summary`), valid_hr@10 (the selection fit's, at its best epoch:
-    compare it with hr@10 for the validation-test gap), epochs (the selection fit's), final_epochs,
+    compare it with hr@10 for the validation-test gap; NaN for a wrapped model such as
+    "seen_first+caser", which has no selection fit of its own), epochs (the selection fit's), final_epochs,
     train_s (seconds spent in training epochs of both fits, validation excluded; the original
     run's for a cached model; wall time for models without epochs) and eval_s.
     """
@@ -269,11 +270,12 @@ def run_experiment(
             evaluations[(name, seed)] = result
             trained[(name, seed)] = model
             best = (history.best_epoch or 1) - 1 if history.epoch else 0
+            wrapped = split_name(name)[0] is not None  # its history is the inner model's
             row = {
                 "model": name,
                 "seed": seed,
                 **result.summary(),
-                "valid_hr@10": history.valid_hr[best] if history.valid_hr else float("nan"),
+                "valid_hr@10": history.valid_hr[best] if history.valid_hr and not wrapped else float("nan"),
                 "epochs": len(history.epoch),
                 "final_epochs": history.final_epochs,
                 "train_s": round(train_s, 2),

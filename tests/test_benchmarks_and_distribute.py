@@ -172,3 +172,14 @@ def test_optimizer_adam_is_plain_adam_not_the_lazy_update(ci_split):
         items, kinds = ci_split.windows("test", 5)
         scores.append(model.score(ci_split.test.user[:9], items[:9], ci_split.test.candidates[:9], kinds[:9]))
     assert np.abs(scores[0] - scores[1]).max() > 1e-6
+
+
+def test_the_scoring_benchmark_runs_the_default_typed_window(bench, ci_split, capsys):
+    model = CNNHybrid(epochs=1, dim=8, verbose=0)  # the defaults: a distinct window with event kinds
+    model.fit(ci_split)
+    results = {}
+    bench.scoring(model, ci_split, results, n_users=64, naive_users=32, full_users=16)
+    naive = results["naive scoring (full network per row)"]
+    assert naive["max_abs_score_difference"] < 1e-4  # the naive graph scores what the factored one does
+    assert results["score 64 users x 1,000 candidates"]["seconds"] > 0
+    assert any(key.startswith("full ranking") for key in results)

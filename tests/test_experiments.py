@@ -48,6 +48,14 @@ def test_the_oracle_beats_every_floor(shop_and_split):
     assert table.loc["oracle", "full_hr@10"] <= table.loc["oracle", "hr@10"]  # more negatives, harder
 
 
+def test_a_wrapped_model_reports_no_validation_score_of_its_own(shop_and_split):
+    _, split = shop_and_split
+    table = run_experiment(split, ["popularity", "seen_first+popularity"], [0]).table.set_index("model")
+    assert table.loc["popularity", "valid_hr@10"] > 0
+    assert np.isnan(table.loc["seen_first+popularity", "valid_hr@10"])  # not the inner model's
+    assert table.loc["seen_first+popularity", "hr@10"] != table.loc["popularity", "hr@10"]
+
+
 def test_oracle_full_ranks_are_at_least_the_sampled_ranks(shop_and_split):
     shop, split = shop_and_split
     result = oracle_evaluation(shop, split, full=True)

@@ -255,6 +255,8 @@ def test_factored_scoring_equals_the_plain_network(name, components, ci_split):
         "items": ci_split.test.candidates[:9].astype(np.int32),
     }
     batch |= {name: values[:9] for name, values in model.window_inputs(items, kinds).items()}
+    if "history" in batch:  # the copy path is exercised: some candidates are in the user's history
+        assert (batch["items"][:, :, None] == batch["history"][:, None, :]).any(-1).sum() >= 3
     plain = keras.ops.convert_to_numpy(model._forward(batch, factored=False))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model._forward(batch)), plain, rtol=1e-4, atol=1e-5)
     model.head_pairs = 2 * batch["items"].shape[1]  # chunks of 2 users, the last one short (9 = 4 x 2 + 1)
