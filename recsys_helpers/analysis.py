@@ -103,6 +103,9 @@ def interest_shift(
     n_history = history.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         distance = 0.5 * np.abs(latest / latest.sum(1, keepdims=True) - history / n_history[:, None]).sum(1)
+    # Rounded so that a distance of exactly the threshold (0.5 is common: fractions of 5 recent
+    # events) does not flip with the summation order of the NumPy version (last bits).
+    distance = np.round(distance, 12)
     distance[n_history < min_history] = np.nan
     return pd.DataFrame(
         {
