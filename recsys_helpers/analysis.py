@@ -1,4 +1,5 @@
-"""Descriptive statistics of an interaction log: long tails, the funnel, sessions, categories."""
+"""Descriptive statistics of an interaction log (long tails, the funnel, sessions, categories), and
+analyses of trained models (what each stage of a two-stage head ranks)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .data.preprocess import Interactions
+from .evaluation import Evaluation, model_inputs
+from .metrics import rank_of_positive
 from .protocol import Split
 
 
@@ -170,3 +173,39 @@ def case_study_target(split: Split, shifted: np.ndarray, shift: pd.DataFrame | N
         eligible = shifted if shifted.any() else np.ones(len(targets), dtype=bool)
         rule = "shift user" if shifted.any() else "test user"
     return int(np.flatnonzero(eligible)[np.argmax(earlier[eligible])]), f"the {rule} with the longest history"
+
+
+def stage_logits(model, split: Split, which: str = "test", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """A two-stage model's (implicit, explicit) logits float32[n, 1 + negatives] for the
+    candidates of `which` (the target first, as in `evaluate`)."""
+    from .models.neural import network_inputs  # TensorFlow only when needed
+
+    targets = split.targets(which)
+    users, sequences, kinds = model_inputs(model, split, which)
+    window = model.window_inputs(sequences, kinds)
+    logits = {"implicit": [], "explicit": []}
+    for start in range(0, len(users), batch):
+        part = slice(start, start + batch)
+        inputs = {"user": users[part], "items": targets.candidates[part]} | {
+            k: v[part] for k, v in window.items()
+        }
+        inputs = {name: np.asarray(values, dtype=np.int32) for name, values in inputs.items()}
+        out = model.network_(network_inputs(model.network_, inputs), training=False)
+        for stage, parts in logits.items():
+            parts.append(np.asarray(out[stage]))
+    return np.concatenate(logits["implicit"]), np.concatenate(logits["explicit"])
+
+
+def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256) -> dict[str, Evaluation]:
+    """A two-stage model's candidates of `which` ranked three ways: by the implicit stage alone
+    (sigma(z_imp)), by the explicit stage alone (sigma(z_exp)), and by their product, the model's
+    own ranking. Same candidates as `evaluate`; sampled ranking only."""
+    targets = split.targets(which)
+    implicit, explicit = stage_logits(model, split, which, batch)
+    rules = {
+        "implicit only": implicit,
+        "explicit only": explicit,
+        "product (the model's ranking)": -np.logaddexp(0.0, -implicit) - np.logaddexp(0.0, -explicit),
+    }
+    ranks = {rule: rank_of_positive(scores[:, 0], scores[:, 1:]) for rule, scores in rules.items()}
+    return {rule: Evaluation(r, repeat=targets.repeat) for rule, r in ranks.items()}

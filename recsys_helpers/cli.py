@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import versions
 from .data import DATASETS, PRESETS, generate_shop, load_dataset, preprocess, table1
 from .data.mapping import TIME_UNITS, events_options, mapping_file
 from .protocol import NEGATIVE_MODES, TARGET_MODES, leave_one_out, protocol_facts
-from .registry import MODEL_NAMES, split_name
+from .registry import BEYOND_PAPER, MODEL_NAMES, split_name
 
 # The paper's Table 1 (after the >= 5-interactions filter).
 PAPER_TABLE1 = {
@@ -57,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("versions", help="TensorFlow and Keras: found and supported?")
     exp = commands.add_parser("experiment", help="train and evaluate models over seeds (Table 2)")
     _add_dataset_arguments(exp)
-    exp.add_argument("--models", default="all", help="comma-separated registry names, or 'all'")
+    exp.add_argument(
+        "--models",
+        default="all",
+        help=f"comma-separated model names: {', '.join(MODEL_NAMES + BEYOND_PAPER)}; 'all' (Table 2's "
+        f"models: {', '.join(MODEL_NAMES)}) combines with others, e.g. all,repeat_hybrid; any model can "
+        "be wrapped as seen_first+<model>",
+    )
     exp.add_argument("--seeds", default="0", help="comma-separated model seeds, e.g. 0,1,2")
     exp.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
     exp.add_argument("--n-negatives", type=int, default=999, help="candidates per target (paper: 999)")
@@ -78,12 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
         "course shop, the paper's defaults elsewhere; 'none': the paper's defaults",
     )
     exp.add_argument("--no-full", action="store_true", help="skip full-ranking metrics")
-    exp.add_argument("--out", required=True, help="folder for results.csv and summary.md")
+    exp.add_argument(
+        "--out",
+        required=True,
+        help="folder for results.csv (a row per model and seed, written as each is evaluated) and "
+        "summary.md; the same command run again resumes there",
+    )
+    cache = exp.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache", default=None, help="folder of trained models to reuse (default: OUT/models)"
+    )
+    cache.add_argument("--no-cache", action="store_true", help="keep no trained models on disk")
+    exp.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write summary.md from the rows already in OUT/results.csv",
+    )
 
     tune = commands.add_parser("tune", help="tune every model with the same budget on validation targets")
     _add_dataset_arguments(tune)
     tune.add_argument(
-        "--models", default="all", help="comma-separated registry names, or 'all' (every tunable)"
+        "--models",
+        default="all",
+        help="comma-separated model names, or 'all': every tunable model (see the error for the list)",
     )
     tune.add_argument(
         "--trials", type=int, required=True, help="finished trials per model (the same for all)"
@@ -150,7 +174,9 @@ def _events_options(args: argparse.Namespace) -> dict | None:
         elif key in ("names", "implicit_events", "explicit_events", "ignored_events"):
             value = [v.strip() for v in value.split(",") if v.strip()]
         mapping[key] = value
-    return events_options(mapping, args.mapping or "the own-shop flags")
+    flags = ", ".join(f"--{flag.replace('_', '-')}" for flag in given if flag != "mapping")
+    source = " with ".join(filter(None, [args.mapping, flags])) if args.mapping else f"the flags {flags}"
+    return events_options(mapping, source)
 
 
 def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
@@ -164,15 +190,23 @@ def _parse_list(text: str, what: str, cast=str, valid=None) -> list:
     return values
 
 
+def _model_list(text: str, everything: tuple[str, ...]) -> list[str]:
+    """--models: comma-separated names, where 'all' stands for `everything` (duplicates dropped,
+    the order kept)."""
+    names = _parse_list(text, "models")
+    return list(dict.fromkeys(n for name in names for n in (everything if name == "all" else (name,))))
+
+
 def cmd_experiment(args: argparse.Namespace) -> None:
-    everything = args.models == "all"
-    models = list(MODEL_NAMES) if everything else _parse_list(args.models, "models")
+    models = _model_list(args.models, MODEL_NAMES)
     for name in models:
         split_name(name)  # an unknown name is one clear error, before TensorFlow is imported
     seeds = _parse_list(args.seeds, "seeds", int)
     events = _events_options(args)
     settings = _settings(args)
     from .experiments import load_split, run_experiment, write_report  # imports TensorFlow: after the checks
+
+    _quiet_tensorflow()
 
     split, shop = load_split(
         args.dataset,
@@ -189,11 +223,30 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         f"{args.dataset}: {len(split.test):,} test users, {split.n_items:,} items, targets "
         f"{args.targets}, negatives {args.negatives}, models {', '.join(models)}"
     )
+    cache = None if args.no_cache else (args.cache or Path(args.out) / "models")
     result = run_experiment(
-        split, models, seeds, full=not args.no_full, shop=shop, settings=settings, verbose=0, **overrides
+        split,
+        models,
+        seeds,
+        full=not args.no_full,
+        shop=shop,
+        settings=settings,
+        cache=cache,
+        out=args.out,
+        report_only=args.report_only,
+        verbose=0,
+        **overrides,
     )
     out = write_report(result, args.out, dataset=args.dataset)
-    print(f"wrote {out / 'results.csv'} and {out / 'summary.md'}")
+    print(f"wrote {out / 'summary.md'} ({len(result.table)} rows of {out / 'results.csv'})")
+
+
+def _quiet_tensorflow() -> None:
+    """Only errors from TensorFlow's logger: its warnings (e.g. "triggered tf.function retracing"
+    when the last batch of a log is shorter) would stand between the command's result lines."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _settings(args: argparse.Namespace) -> dict[str, dict] | None:
@@ -208,12 +261,14 @@ def _settings(args: argparse.Namespace) -> dict[str, dict] | None:
 def cmd_tune(args: argparse.Namespace) -> None:
     from .tuning import TUNABLE, check_models
 
-    models = list(TUNABLE) if args.models == "all" else check_models(_parse_list(args.models, "models"))
+    models = check_models(_model_list(args.models, TUNABLE))
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}.")
     events = _events_options(args)
     from .experiments import load_split  # imports TensorFlow: after the checks
     from .tuning import tune
+
+    _quiet_tensorflow()
 
     split, _ = load_split(
         args.dataset, args.data_dir, args.scale, args.split_seed, events=events, n_negatives=args.n_negatives
@@ -243,12 +298,13 @@ def cmd_stats(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(row | facts))
         return
+    # The synthetic shop is modelled on RetailRocket; an own shop has no paper row to compare with.
     reference = args.dataset if args.dataset in PAPER_TABLE1 else "retailrocket"
-    paper = PAPER_TABLE1[reference]
-    print(f"{'':10s}{'ours':>14s}{f'paper ({reference})':>24s}")
+    paper = PAPER_TABLE1[reference] if args.dataset != "events" else {}
+    print(f"{'':10s}{'ours':>14s}" + (f"{f'paper ({reference})':>24s}" if paper else ""))
     for key, value in row.items():
         fmt = (lambda v: f"{v:.4%}") if key == "sparsity" else (lambda v: f"{v:,}")
-        print(f"{key:10s}{fmt(value):>14s}{fmt(paper[key]):>24s}")
+        print(f"{key:10s}{fmt(value):>14s}" + (f"{fmt(paper[key]):>24s}" if paper else ""))
     print(
         f"(removed: {data.report['users_removed']:,} users with < 5 interactions, "
         f"{data.report['exact_duplicates_removed']:,} exact duplicate rows)"
@@ -283,4 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resume = {
+            "experiment": "results.csv holds every row finished so far",
+            "tune": "the study keeps every finished trial",
+        }
+        if args.command in resume:
+            print(
+                f"interrupted: {resume[args.command]}; run the same command again to continue.",
+                file=sys.stderr,
+            )
+        return 130
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from .models import SeenFirst, make_model
 from .models.base import History, Recommender
 from .protocol import Split
 from .registry import split_name
+from .store import ModelCache, ResultStore, fingerprint, library_sources, model_sources
 from .tuning import settings_for
 
 # Table 2 of the paper: HR@10 and NDCG@10 on RetailRocket and Recobell.
@@ -74,6 +73,7 @@ class ExperimentResult:
     models: dict[tuple[str, int], Recommender] = field(default_factory=dict)  # the tested models
     split: Split | None = None
     shop: SyntheticShop | None = None
+    stored: Path | None = None  # the folder whose results.csv holds these rows (run_experiment's out)
 
     def evaluate_on(self, split: Split, full: bool = True) -> ExperimentResult:
         """The same tested models (and oracle) ranked against another candidate set of the same test
@@ -85,6 +85,14 @@ class ExperimentResult:
             raise ValueError(
                 "evaluate_on needs a split of the same data with the same test targets (same dataset, "
                 "seed and targets mode; only `negatives` may differ)."
+            )
+        lacking = [
+            f"{n} seed {s}" for n, s in self.evaluations if n != "oracle" and (n, s) not in self.models
+        ]
+        if lacking:
+            raise ValueError(
+                f"evaluate_on re-scores the models in memory; rows reused from a results folder have none "
+                f"({', '.join(lacking)}): run the experiment without `out`."
             )
         rows, evaluations = [], {}
         for key, model in self.models.items():
@@ -201,38 +209,14 @@ def _fit(name: str, split: Split, cache: str | Path | None, overrides: dict) -> 
         return model, model.fit(split)
     config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
     extras = {k: v for k, v in overrides.items() if k not in config and k != "verbose"}  # e.g. n_sample
-    identity = json.dumps([name, type(model).__name__, config, extras], sort_keys=True, default=list)
-    key = _fingerprint(identity, split)
-    path = Path(cache) / f"{name}-{key}"
-    history_file = path.with_name(path.name + ".history.json")
-    if history_file.exists():
-        loaded = type(model).load(path)
-        return loaded, History(**json.loads(history_file.read_text()))
+    key = fingerprint([name, type(model).__name__, config, extras], split, model_sources())
+    models = ModelCache(cache)
+    cached = models.load(name, key, type(model))
+    if cached is not None:
+        return cached
     history = model.fit(split)
-    model.save(path)
-    history_file.write_text(json.dumps(asdict(history)))
+    models.save(name, key, model, history)
     return model, history
-
-
-def _fingerprint(text: str, split: Split) -> str:
-    import tensorflow as tf
-
-    digest = hashlib.blake2b(text.encode(), digest_size=8)
-    digest.update(tf.__version__.encode())
-    for source in sorted((Path(__file__).parent / "models").glob("*.py")):
-        digest.update(source.read_bytes())
-    events = split.events
-    for array in (
-        events["user"].to_numpy(),
-        events["item"].to_numpy(),
-        events["explicit"].to_numpy(),
-        events["timestamp"].to_numpy(),
-        split.is_train,
-        split.valid.candidates,
-        split.test.candidates,
-    ):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
 
 
 def run_experiment(
@@ -244,6 +228,8 @@ def run_experiment(
     shop: SyntheticShop | None = None,
     cache: str | Path | None = None,
     settings: dict[str, dict] | None = None,
+    out: str | Path | None = None,
+    report_only: bool = False,
     **overrides,
 ) -> ExperimentResult:
     """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
@@ -256,45 +242,117 @@ def run_experiment(
     "seen_first+caser", which has no selection fit of its own), epochs (the selection fit's), final_epochs,
     train_s (seconds spent in training epochs of both fits, validation excluded; the original
     run's for a cached model; wall time for models without epochs) and eval_s.
+
+    `out`: a folder where each (model, seed) row is stored as soon as it is evaluated
+    (`store.ResultStore`: results.csv and the per-user ranks), so that an interrupted run loses
+    only the row in progress; called again, the rows stored under the same key (split, settings,
+    library code) are reused, not recomputed (their models are not loaded: `models` lacks them).
+    `report_only`: use the stored rows only, train nothing (the rows not stored yet are named).
     """
-    rows, evaluations, trained = [], {}, {}
+    store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None)
+    rows, evaluations, trained, missing = [], {}, {}, []
     for name in models:
         for seed in seeds:
-            start = time.perf_counter()
-            tuned = settings_for(name, settings)
-            model, history = train(name, split, cache=cache, seed=seed, **(tuned | overrides))
-            train_s = history.train_seconds if history.seconds else time.perf_counter() - start
-            start = time.perf_counter()
-            result = evaluate(model, split, "test", full=full)
-            eval_s = time.perf_counter() - start
-            evaluations[(name, seed)] = result
-            trained[(name, seed)] = model
-            best = (history.best_epoch or 1) - 1 if history.epoch else 0
-            wrapped = split_name(name)[0] is not None  # its history is the inner model's
-            row = {
-                "model": name,
-                "seed": seed,
-                **result.summary(),
-                "valid_hr@10": history.valid_hr[best] if history.valid_hr and not wrapped else float("nan"),
-                "epochs": len(history.epoch),
-                "final_epochs": history.final_epochs,
-                "train_s": round(train_s, 2),
-                "eval_s": round(eval_s, 2),
-            }
+            reused = store.get(name, seed)
+            if reused is None and report_only:
+                missing.append(f"{name} seed {seed}")
+                continue
+            if reused is None:
+                row, result, model = _run_one(name, seed, split, full, cache, settings, overrides)
+                store.put(row, result)
+                trained[(name, seed)] = model
+            else:
+                row, result = reused
             rows.append(row)
+            evaluations[(name, seed)] = result
             print(
                 f"[{name} seed {seed}] HR@10 {row['hr@10']:.4f} (repeat {row['hr@10_repeat']:.4f}, "
                 f"new {row['hr@10_new']:.4f})  NDCG@10 {row['ndcg@10']:.4f}  valid HR@10 "
-                f"{row['valid_hr@10']:.4f}  train {train_s:.1f} s  eval {eval_s:.1f} s",
+                f"{row['valid_hr@10']:.4f}  train {row['train_s']:.1f} s  eval {row['eval_s']:.1f} s"
+                + ("  (stored)" if reused is not None else ""),
                 flush=True,
             )
+    if missing and len(missing) == len(models) * len(seeds):
+        raise ValueError(f"no stored rows in {out} for these models and seeds: run without --report-only.")
+    if missing:
+        print(f"not computed yet (left out of the report): {', '.join(missing)}", flush=True)
     if shop is not None:
-        result = oracle_evaluation(shop, split, full=full)
+        reused = store.get("oracle", 0)
+        if reused is None:
+            result = oracle_evaluation(shop, split, full=full)
+            row = {"model": "oracle", "seed": 0, **result.summary()}
+            row |= {"epochs": 0, "train_s": 0.0, "eval_s": 0.0}
+            store.put(row, result)
+        else:
+            row, result = reused
         evaluations[("oracle", 0)] = result
-        rows.append(
-            {"model": "oracle", "seed": 0, **result.summary(), "epochs": 0, "train_s": 0.0, "eval_s": 0.0}
+        rows.append(row)
+    table = pd.DataFrame(rows).drop(columns=["key", "split"], errors="ignore")
+    return ExperimentResult(table, evaluations, trained, split, shop, None if out is None else Path(out))
+
+
+def _run_one(
+    name: str, seed: int, split: Split, full: bool, cache, settings, overrides
+) -> tuple[dict, Evaluation, Recommender]:
+    """Train one (model, seed) and evaluate it on the test targets: its row, evaluation and model."""
+    start = time.perf_counter()
+    model, history = train(name, split, cache=cache, seed=seed, **(settings_for(name, settings) | overrides))
+    train_s = history.train_seconds if history.seconds else time.perf_counter() - start
+    start = time.perf_counter()
+    result = evaluate(model, split, "test", full=full)
+    eval_s = time.perf_counter() - start
+    best = (history.best_epoch or 1) - 1 if history.epoch else 0
+    wrapped = split_name(name)[0] is not None  # its history is the inner model's
+    row = {
+        "model": name,
+        "seed": seed,
+        **result.summary(),
+        "valid_hr@10": history.valid_hr[best] if history.valid_hr and not wrapped else float("nan"),
+        "epochs": len(history.epoch),
+        "final_epochs": history.final_epochs,
+        "train_s": round(train_s, 2),
+        "eval_s": round(eval_s, 2),
+    }
+    return row, result, model
+
+
+class _RunStore:
+    """The rows of one run in `out` (a `ResultStore`), each under a key of everything it depends
+    on: the split, the model's settings and overrides, the ranking mode and the library's code.
+    Without `out` it stores nothing and finds nothing."""
+
+    def __init__(self, out, split, models, seeds, settings, overrides, full, oracle):
+        self.store = ResultStore(out) if out is not None else None
+        if self.store is None:
+            return
+        fixed = {k: v for k, v in overrides.items() if k != "verbose"}
+        code = library_sources()
+        self.split = fingerprint("split", split, [])
+        self.keys = {
+            (name, seed): fingerprint([name, seed, settings_for(name, settings) | fixed, full], split, code)
+            for name in models
+            for seed in seeds
+        }
+        if oracle:
+            self.keys[("oracle", 0)] = fingerprint(["oracle", full], split, code)
+        rows = self.store.rows()
+        if "split" in rows and (rows["split"] != self.split).any():
+            raise ValueError(
+                f"{self.store.csv} holds results of another split (other data, --split-seed, --negatives, "
+                "--targets or --n-negatives): write to another --out, or delete that folder to start over."
+            )
+        done = sum(self.get(*row) is not None for row in self.keys)
+        print(
+            f"{self.store.csv}: {done} of {len(self.keys)} rows stored by an earlier run, reused.", flush=True
         )
-    return ExperimentResult(pd.DataFrame(rows), evaluations, trained, split, shop)
+
+    def get(self, name: str, seed: int) -> tuple[dict, Evaluation] | None:
+        return None if self.store is None else self.store.get(name, seed, self.keys[(name, seed)])
+
+    def put(self, row: dict, result: Evaluation) -> None:
+        if self.store is not None:
+            key = self.keys[(row["model"], row["seed"])]
+            self.store.put(row | {"key": key, "split": self.split}, result)
 
 
 def oracle_evaluation(
@@ -357,7 +415,8 @@ def write_report(result: ExperimentResult, out_dir: str | Path, dataset: str) ->
     The result's split gives a line on the protocol (targets, negatives)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(out / "results.csv", index=False)
+    if result.stored is None or result.stored.resolve() != out.resolve():  # else it is written already
+        result.table.to_csv(out / "results.csv", index=False)
     summary = result.summary()
     by_group, split = group_columns(summary), result.split
     protocol, sampled = "", "the sampled negatives"

@@ -11,7 +11,9 @@ once the model has taken `min_steps` optimizer steps, so the budget goes to prom
 
 The study lives in an Optuna storage (default: SQLite `study.db` beside the settings; any Optuna
 storage URL, so several machines can share one study), one study per model. Re-running `tune`
-with the same storage resumes: each model gets trials until it has `trials` finished ones.
+with the same storage resumes, also after a kill: each model gets trials until it has `trials`
+finished ones (a trial cut off by the kill stays marked running and counts for nothing), and
+settings.json is rewritten after each model, so the models tuned before a kill keep their settings.
 The chosen settings are written as JSON (`settings.json`): for each model, the parameters of its
 best trial, with that trial's validation scores. `experiment` and the notebooks read such a file.
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .registry import BEYOND_PAPER, MODEL_NAMES, split_name
+from .store import write_atomically
 
 
 @dataclass(frozen=True)
@@ -180,11 +183,13 @@ def tune(
         study = optuna.create_study(
             study_name=f"{study_prefix}{name}",
             storage=storage,
-            sampler=optuna.samplers.TPESampler(n_startup_trials=5, seed=seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=4),
             direction="maximize",
             load_if_exists=True,
         )
+        # A resumed study (after a kill) draws on from where it stopped: the sampler's seed moves on
+        # by the trials already there, so its random start-up does not repeat their points.
+        study.sampler = optuna.samplers.TPESampler(n_startup_trials=5, seed=seed + len(study.trials))
+        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=4)
         remaining = trials - len(_finished(study))
         if remaining > 0:
             objective = _objective(name, split, spaces[name], seed, overrides or {})
@@ -195,7 +200,8 @@ def tune(
             f"(trial {settings['models'][name]['trial']}, {len(study.trials)} trials)",
             flush=True,
         )
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        text = json.dumps(settings, indent=2) + "\n"  # after each model: a kill keeps those tuned
+        write_atomically(out / "settings.json", lambda tmp, text=text: tmp.write_text(text))
     return settings
 
 

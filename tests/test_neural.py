@@ -269,7 +269,7 @@ def test_factored_scoring_equals_the_plain_network(name, components, ci_split):
 
 @pytest.mark.parametrize("name", ["cnn_hybrid", "ite"])
 def test_stage_evaluations_rank_by_each_stage_and_the_product_is_the_models_own_ranking(name, ci_split):
-    from recsys_helpers.evaluation import stage_evaluations, stage_logits
+    from recsys_helpers.analysis import stage_evaluations, stage_logits
     from recsys_helpers.metrics import rank_of_positive
 
     model = make_model(name, **SMALL)

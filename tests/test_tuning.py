@@ -204,3 +204,45 @@ def test_resolve_settings_names_where_the_settings_come_from(tmp_path):
         assert resolve_settings(off, "synthetic", "course")[0] is None
     with pytest.raises(ValueError, match="does not exist"):
         resolve_settings(tmp_path / "missing.json", "synthetic", "course")
+
+
+KILLED_TUNE = """
+import os, signal, sys
+from recsys_helpers import tuning
+from tests.helpers import synthetic_split
+
+split = synthetic_split("ci", seed=0)[2]
+make_objective = tuning._objective
+
+
+def objective_that_is_killed(*args):
+    objective = make_objective(*args)
+
+    def run(trial):
+        if trial.number == 2:  # the trial is in the study, running: SIGKILL, as a closed laptop
+            os.kill(os.getpid(), signal.SIGKILL)
+        return objective(trial)
+
+    return run
+
+
+tuning._objective = objective_that_is_killed
+tuning.tune(split, ["mf", "caser"], 4, sys.argv[1], overrides={QUICK})
+"""
+
+
+def test_a_killed_tune_resumes_to_the_requested_finished_trials(split, tmp_path):
+    script = KILLED_TUNE.replace("{QUICK}", repr(QUICK))
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL, in mf's third trial
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.load_study(study_name="mf", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+
+    settings = tune(split, ["mf", "caser"], 4, tmp_path, overrides=QUICK)  # the same call again
+    for name in ("mf", "caser"):
+        assert settings["models"][name]["finished_trials"] == 4
+    trials = optuna.load_study(study_name="mf", storage=storage).trials
+    assert [t.state.name for t in trials].count("COMPLETE") == 4  # the killed one counts for nothing
+    drawn = [json.dumps(t.params, sort_keys=True) for t in trials if t.state.name == "COMPLETE"]
+    assert len(set(drawn)) == 4  # the resumed sampler does not repeat the points drawn before the kill
