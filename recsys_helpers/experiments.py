@@ -11,7 +11,7 @@ import pandas as pd
 
 from .data import SyntheticShop
 from .evaluation import GROUPS, Evaluation, count_beating, evaluate
-from .metrics import bootstrap_ci, paired_comparison, rank_of_positive
+from .metrics import bootstrap_ci, holm, paired_comparison, rank_of_positive
 from .models import SeenFirst, make_model
 from .models.base import History, Recommender
 from .protocol import Split
@@ -103,25 +103,35 @@ class ExperimentResult:
             rows.append({"model": name, "seed": seed, **result.summary()})
         return ExperimentResult(pd.DataFrame(rows), evaluations, self.models, split, self.shop)
 
-    def per_user(
+    def per_seed(
         self, model: str, metric: str = "hr", k: int = 10, full: bool = False, group: str | None = None
     ) -> np.ndarray:
-        """Seed-averaged per-user HR@k or NDCG@k of one model: float[n_test_users] (or the users
-        of one group, "repeat" or "new")."""
+        """Per-user HR@k or NDCG@k of one model, one row per seed: float[n_seeds, n_test_users] (or
+        the users of one group, "repeat" or "new"). What the two-level intervals resample."""
         evals = [e for (name, _), e in self.evaluations.items() if name == model]
         if not evals:
             raise ValueError(
                 f"no results for model {model!r}; have {sorted({n for n, _ in self.evaluations})}."
             )
-        return np.mean([e.gains(metric, k, full, group) for e in evals], axis=0)
+        return np.stack([e.gains(metric, k, full, group) for e in evals])
 
-    def paired(self, reference: str, metric: str = "hr", k: int = 10) -> pd.DataFrame:
-        """`reference` minus every other model on the same users: mean difference, 95% CI, p-value."""
+    def per_user(
+        self, model: str, metric: str = "hr", k: int = 10, full: bool = False, group: str | None = None
+    ) -> np.ndarray:
+        """Seed-averaged per-user HR@k or NDCG@k of one model: float[n_test_users] (for looking at
+        users; intervals use `per_seed`)."""
+        return self.per_seed(model, metric, k, full, group).mean(axis=0)
+
+    def paired(self, reference: str, metric: str = "hr", k: int = 10, full: bool = False) -> pd.DataFrame:
+        """`reference` minus every other model on the same users: mean difference, 95% CI and
+        p-value of a two-level paired bootstrap (seeds, then users: `metrics.paired_comparison`)."""
         rows = []
         for other in dict.fromkeys(name for name, _ in self.evaluations):
             if other == reference:
                 continue
-            result = paired_comparison(self.per_user(reference, metric, k), self.per_user(other, metric, k))
+            result = paired_comparison(
+                self.per_seed(reference, metric, k, full), self.per_seed(other, metric, k, full)
+            )
             d = result.difference
             rows.append(
                 {
@@ -135,8 +145,9 @@ class ExperimentResult:
         return pd.DataFrame(rows).set_index("versus")
 
     def summary(self, full: bool = True, k: int = 10, groups: bool = True) -> pd.DataFrame:
-        """Mean over seeds with a 95% bootstrap CI over users of the seed-averaged per-user metric;
-        with `groups`, the share of repeat targets and the same for the repeat and new targets."""
+        """Mean over seeds with a 95% two-level bootstrap CI (seeds, then users: the interval holds
+        both sources of noise); with `groups`, the share of repeat targets and the same for the
+        repeat and new targets."""
         rows = []
         for model in dict.fromkeys(self.table["model"]):
             evals = [e for (name, _), e in self.evaluations.items() if name == model]
@@ -149,9 +160,9 @@ class ExperimentResult:
                 suffix = f"_{group}" if group else ""
                 for metric in ("hr", "ndcg"):
                     for is_full in modes:
-                        values = self.per_user(model, metric, k, is_full, group)
+                        values = self.per_seed(model, metric, k, is_full, group)
                         name = f"{'full_' if is_full else ''}{metric}@{k}{suffix}"
-                        if len(values) == 0:  # a group without targets (e.g. no new purchase)
+                        if values.shape[1] == 0:  # a group without targets (e.g. no new purchase)
                             row[name], row[f"{name}_ci"] = float("nan"), "no targets"
                             continue
                         est = bootstrap_ci(values)
@@ -380,9 +391,9 @@ def oracle_evaluation(
 
 def verdict(paired: pd.DataFrame, against: list[str]) -> str:
     """The claim "the reference model beats every model in `against`", judged on the paired
-    differences of `ExperimentResult.paired` (reference minus other, 95% CI columns low/high):
-    "holds" when every interval lies above 0, "does not hold" when one lies below 0, else
-    "not established" (some interval includes 0)."""
+    differences of `ExperimentResult.paired` (reference minus other) by `judge`: "holds" when
+    every interval lies above 0, "does not hold" when one is significantly below 0 after Holm's
+    correction over `against`, else "not established"."""
     missing = sorted(set(against) - set(paired.index))
     if missing:
         raise ValueError(f"no paired difference against {missing}; have {sorted(paired.index)}.")
@@ -429,8 +440,8 @@ def write_report(result: ExperimentResult, out_dir: str | Path, dataset: str) ->
         f"# Results on {dataset}",
         "",
         protocol + "Tested models are final fits (trained on every event before each user's test "
-        "target, for the epochs chosen on validation). Mean over seeds; 95% bootstrap CI over test "
-        f"users of the seed-averaged metric. Sampled = target vs {sampled}; full = target vs every "
+        "target, for the epochs chosen on validation). Mean over seeds; 95% two-level bootstrap CI "
+        f"(seeds, then test users). Sampled = target vs {sampled}; full = target vs every "
         "allowed item.",
         "",
         markdown_table(table2(summary, dataset)),
@@ -505,14 +516,17 @@ PAPER_CLAIMS = [
 
 
 def per_user_gains(
-    result: ExperimentResult | dict[str, Evaluation], metrics: tuple[str, ...] = ("hr", "ndcg")
+    result: ExperimentResult | dict[str, Evaluation],
+    metrics: tuple[str, ...] = ("hr", "ndcg"),
+    full: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {metric: per-user values at 10}} of an experiment (seed-averaged) or of a dict of
-    evaluations (one seed each): the input of `claim_table`."""
+    """{model: {metric: per-user values at 10, float[n_seeds, n_users]}} of an experiment (every
+    seed) or of a dict of evaluations (one seed each), sampled or `full` ranking: the input of
+    `claim_table`."""
     if isinstance(result, ExperimentResult):
         models = dict.fromkeys(name for name, _ in result.evaluations)
-        return {m: {metric: result.per_user(m, metric) for metric in metrics} for m in models}
-    return {m: {metric: e.gains(metric) for metric in metrics} for m, e in result.items()}
+        return {m: {metric: result.per_seed(m, metric, full=full) for metric in metrics} for m in models}
+    return {m: {metric: e.gains(metric, full=full)[None] for metric in metrics} for m, e in result.items()}
 
 
 def claim_table(
@@ -520,11 +534,12 @@ def claim_table(
     sources: dict[str, dict[str, dict[str, np.ndarray]]],
     groups: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per claim and one pair of columns per source (e.g. the paper's negatives, hard
-    negatives; each from `per_user_gains`): the weakest paired difference the claim needs (winner
-    minus loser, mean [95% CI]) and the verdict: "holds" when every difference excludes 0 in the
-    claimed direction, "does not hold" when one excludes 0 the other way, else "not established".
-    A claim whose models or users a source lacks gets "not tested"."""
+    """One row per claim and one pair of columns per source (a protocol: sampled or full ranking,
+    the paper's or hard negatives; each from `per_user_gains`): the weakest paired difference the
+    claim needs (winner minus loser, mean [95% two-level CI]) and the verdict of `judge`. The
+    column "verdict" is the verdict where every tested source agrees, else "mixed" (e.g. sampled
+    and full ranking disagree: the source columns say how). A claim whose models or users a source
+    lacks gets "not tested" there."""
     rows = []
     for claim in claims:
         row = {"claim": claim.text}
@@ -537,20 +552,45 @@ def claim_table(
                 continue
             differences = []
             for winner, loser in claim.pairs:
-                a, b = gains[winner][claim.metric], gains[loser][claim.metric]
+                a, b = np.atleast_2d(gains[winner][claim.metric]), np.atleast_2d(gains[loser][claim.metric])
                 if members is not None:
-                    a, b = a[members], b[members]
-                differences.append((f"{winner} - {loser}", paired_comparison(a, b).difference))
-            name, weakest = min(differences, key=lambda item: item[1].low)
-            cis = pd.DataFrame([{"low": d.low, "high": d.high} for _, d in differences])
-            row[source] = f"{name}: {weakest.mean:+.3f} [{weakest.low:+.3f}, {weakest.high:+.3f}]"
-            row[f"verdict ({source})"] = judge(cis)
+                    a, b = a[:, members], b[:, members]
+                c = paired_comparison(a, b)
+                differences.append(
+                    {
+                        "pair": f"{winner} - {loser}",
+                        "difference": c.difference.mean,
+                        "low": c.difference.low,
+                        "high": c.difference.high,
+                        "p_value": c.p_value,
+                    }
+                )
+            differences = pd.DataFrame(differences)
+            weakest = differences.loc[differences["low"].idxmin()]
+            row[source] = (
+                f"{weakest['pair']}: {weakest['difference']:+.3f} "
+                f"[{weakest['low']:+.3f}, {weakest['high']:+.3f}]"
+            )
+            row[f"verdict ({source})"] = judge(differences)
+        tested = {v for k, v in row.items() if k.startswith("verdict (")} - {"not tested"}
+        row["verdict"] = tested.pop() if len(tested) == 1 else ("mixed" if tested else "not tested")
         rows.append(row | {"notebook": claim.notebook})
     return pd.DataFrame(rows).set_index("claim")
 
 
-def judge(differences: pd.DataFrame) -> str:
-    """The verdict on paired differences in the claimed direction (95% CI columns low, high)."""
-    if (differences["high"] < 0).any():
+def judge(differences: pd.DataFrame, alpha: float = 0.05) -> str:
+    """The verdict on a claim from its paired differences in the claimed direction, one row per
+    pair the claim needs (columns difference, low, high: the 95% CI, p_value: from the same
+    bootstrap, so p < 0.05 exactly when the CI excludes 0):
+
+    - "holds": every pair's CI lies above 0. The claim needs all of them, so each is tested at
+      alpha with no correction (an intersection-union test keeps its level).
+    - "does not hold": some pair is significantly reversed after Holm's correction over the
+      claim's pairs (the family: every pair the claim needs; "one of them fails" would otherwise
+      fire by chance more often the more pairs a claim has).
+    - else "not established".
+    """
+    adjusted = holm(differences["p_value"].to_numpy())
+    if ((differences["difference"].to_numpy() < 0) & (adjusted < alpha)).any():
         return "does not hold"
     return "holds" if (differences["low"] > 0).all() else "not established"

@@ -79,15 +79,62 @@ class Estimate:
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Percentile bootstrap CI of the mean of per-user values (e.g. `hits(ranks, 10)`)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) == 0:
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-d array, got shape {values.shape}.")
+    """Percentile bootstrap CI of the mean of per-user values (e.g. `hits(ranks, 10)`).
+
+    values: float[n_users] (one model seed) or float[n_seeds, n_users] (several seeds of one model
+    on the same users). With several seeds the bootstrap has two levels, so that the interval
+    holds both sources of noise: each resample draws the seeds with replacement, then the users
+    (`seed_user_means`). The mean is the mean over seeds of the per-seed means.
+    """
+    values = _per_seed(values, "bootstrap_ci")
     rng = np.random.default_rng(seed)
-    means = _resampled_means(values, n_boot, rng)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Estimate(float(values.mean()), float(low), float(high))
+    means = seed_user_means(values, _bootstrap_counts(values.shape[1], n_boot, rng), rng)
+    low, high = _interval(means, level)
+    return Estimate(float(values.mean()), low, high)
+
+
+def seed_user_means(values: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float[n_boot] resampled means of values float[n_seeds, n_users]: for each resample b, the
+    seeds are drawn with replacement and the users are weighted by counts[b] (int[n_boot, n_users],
+    how often each user was drawn; the same users for every seed, as they are the same targets):
+
+        mean_b = mean over the drawn seeds s of (counts[b] @ values[s]) / n_users
+
+    With one seed this is the plain (user) bootstrap of the mean.
+    """
+    per_seed = counts @ values.T / values.shape[1]  # [n_boot, n_seeds]
+    drawn = rng.integers(0, values.shape[0], size=per_seed.shape)
+    return np.take_along_axis(per_seed, drawn, axis=1).mean(axis=1)
+
+
+def _per_seed(values: np.ndarray, what: str) -> np.ndarray:
+    """float[n_seeds, n_users] from float[n_users] (one seed) or float[n_seeds, n_users]."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[None] if values.ndim == 1 else values
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(
+            f"{what} needs per-user values float[n_users] or float[n_seeds, n_users], got shape "
+            f"{values.shape}."
+        )
+    return values
+
+
+def _interval(means: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval as order statistics: the k-th smallest and k-th largest resampled
+    mean, k = ceil((1 - level) / 2 * n_boot) (the 50th of 2,000 at 95%). So it excludes 0 exactly
+    when `_p_value` < 1 - level (the interval and the p-value cannot disagree)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}.")
+    k = max(1, int(np.ceil((1.0 - level) / 2.0 * len(means) - 1e-9)))
+    ordered = np.sort(means)
+    return float(ordered[k - 1]), float(ordered[-k])
+
+
+def _p_value(means: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the mean is 0": 2 x the smaller share of resampled means on
+    either side of 0 (at most 1), the smallest 1 - level at which the interval excludes 0. It
+    reads 0 when no resample crossed 0 (p < 1 / n_boot)."""
+    return float(min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0))))
 
 
 def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,34 +145,55 @@ def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarr
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
 
 
-def _resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    return _bootstrap_counts(len(values), n_boot, rng) @ values / len(values)
-
-
 @dataclass(frozen=True)
 class PairedComparison:
-    """Model A minus model B on the same users: mean difference, its 95% CI, two-sided p-value."""
+    """Model A minus model B on the same users: mean difference, its 95% CI, two-sided p-value
+    (from the same bootstrap: the CI excludes 0 exactly when p < 0.05)."""
 
     difference: Estimate
     p_value: float
     n_users: int
 
 
-def paired_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> PairedComparison:
-    """Compare two models' per-user values (same users, same order) by a paired bootstrap.
+def paired_comparison(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> PairedComparison:
+    """Compare two models' per-user values on the same users by a paired bootstrap.
 
-    The p-value is from a paired sign-flip permutation test of mean(a - b) = 0.
+    a, b: float[n_users] (one seed) or float[n_seeds, n_users]; the users (columns) are the same
+    targets in the same order. Every resample draws the users once for both models (paired by
+    user). Seeds are drawn with replacement too (two levels, see `bootstrap_ci`): paired by index
+    when both have the same number of seeds (seed s of A with seed s of B, as for a model and its
+    ablation trained with the same seeds), independently otherwise (e.g. a deterministic model
+    with one seed against a network with five). The p-value comes from the same resamples, so it
+    agrees with the interval.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired_comparison needs two 1-d arrays of equal length; got {a.shape}, {b.shape}.")
-    diff = a - b
+    a, b = _per_seed(a, "paired_comparison"), _per_seed(b, "paired_comparison")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"paired_comparison needs the same users for both models; got {a.shape[1]} and {b.shape[1]}."
+        )
     rng = np.random.default_rng(seed)
-    estimate = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-    signs = rng.choice([-1.0, 1.0], size=(n_boot, len(diff)))
-    null_means = np.abs(signs @ diff / len(diff))
-    p_value = (1.0 + np.sum(null_means >= abs(diff.mean()) - 1e-12)) / (n_boot + 1.0)
-    return PairedComparison(estimate, float(p_value), len(diff))
+    counts = _bootstrap_counts(a.shape[1], n_boot, rng)
+    if a.shape[0] == b.shape[0]:
+        differences = seed_user_means(a - b, counts, rng)
+    else:
+        differences = seed_user_means(a, counts, rng) - seed_user_means(b, counts, rng)
+    low, high = _interval(differences, level)
+    estimate = Estimate(float(a.mean() - b.mean()), low, high)
+    return PairedComparison(estimate, _p_value(differences), a.shape[1])
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of m tests: sort p ascending, then
+    adjusted_(i) = max over j <= i of min(1, (m - j + 1) p_(j)); rejecting where adjusted < alpha
+    keeps the chance of any false rejection in the family below alpha."""
+    p_values = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p_values, kind="stable")
+    scaled = np.minimum(1.0, (len(p_values) - np.arange(len(p_values))) * p_values[order])
+    adjusted = np.empty_like(p_values)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
 
 
 def relative_gain(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> Estimate:

@@ -176,13 +176,35 @@ def test_the_same_models_can_be_rescored_on_hard_negatives(shop_and_split):
 
 def test_verdict_holds_only_when_every_difference_excludes_zero_upwards():
     paired = pd.DataFrame(
-        {"low": [0.01, -0.02, -0.05], "high": [0.05, 0.03, -0.01]}, index=["mf", "ite", "caser"]
+        {
+            "difference": [0.03, 0.005, -0.03],
+            "low": [0.01, -0.02, -0.05],
+            "high": [0.05, 0.03, -0.01],
+            "p_value": [0.001, 0.6, 0.01],
+        },
+        index=["mf", "ite", "caser"],
     )
     assert verdict(paired, ["mf"]) == "holds"
     assert verdict(paired, ["mf", "ite"]) == "not established"  # not significantly worse is not "beats"
     assert verdict(paired, ["mf", "ite", "caser"]) == "does not hold"
     with pytest.raises(ValueError, match="no paired difference against"):
         verdict(paired, ["gru4rec"])
+
+
+def test_does_not_hold_needs_the_reversal_to_survive_holms_correction_over_the_claims_pairs():
+    # One of three pairs is reversed with p = 0.03 (its 95% CI excludes 0); the other two are far
+    # from significant. Alone it would refute the claim; as one of three, Holm needs p < 0.05 / 3.
+    paired = pd.DataFrame(
+        {
+            "difference": [-0.02, 0.004, 0.001],
+            "low": [-0.038, -0.01, -0.02],
+            "high": [-0.002, 0.018, 0.022],
+            "p_value": [0.03, 0.5, 0.9],
+        },
+        index=["caser", "ite", "mf"],
+    )
+    assert verdict(paired, ["caser"]) == "does not hold"
+    assert verdict(paired, ["caser", "ite", "mf"]) == "not established"
 
 
 def test_a_claim_holds_only_when_every_difference_it_needs_excludes_zero_in_its_direction():

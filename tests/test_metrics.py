@@ -5,6 +5,7 @@ from recsys_helpers.metrics import (
     bootstrap_ci,
     hit_rate,
     hits,
+    holm,
     ndcg,
     ndcg_gains,
     paired_comparison,
@@ -89,9 +90,56 @@ def test_paired_comparison_of_identical_models_is_not_significant():
     assert result.p_value == 1.0
 
 
-def test_paired_comparison_needs_equal_lengths():
-    with pytest.raises(ValueError, match="equal length"):
+def test_paired_comparison_needs_the_same_users():
+    with pytest.raises(ValueError, match="same users"):
         paired_comparison(np.zeros(3), np.zeros(4))
+
+
+def test_the_two_level_interval_widens_when_the_seeds_disagree():
+    # Five seeds of one model on the same 400 users: each seed shifts every user by its own
+    # offset (seed-to-seed spread 0.05 on a mean of 0.5), much more than the users' own noise.
+    users = np.random.default_rng(0).uniform(0.2, 0.8, size=400)
+    offsets = np.array([-0.08, -0.04, 0.0, 0.04, 0.08])
+    per_seed = users[None] + offsets[:, None]
+    user_only = bootstrap_ci(per_seed.mean(axis=0))  # seeds averaged first: users are the only noise
+    two_level = bootstrap_ci(per_seed)
+    assert two_level.mean == pytest.approx(user_only.mean)
+    assert two_level.high - two_level.low > 2 * (user_only.high - user_only.low)
+    agreeing = bootstrap_ci(np.repeat(users[None], 5, axis=0))  # identical seeds: nothing to add
+    assert [*agreeing.__dict__.values()] == pytest.approx([*bootstrap_ci(users).__dict__.values()])
+
+
+def test_one_seed_each_is_the_plain_user_bootstrap():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(200), rng.random(200)
+    assert paired_comparison(a[None], b[None]) == paired_comparison(a, b)
+    together, difference = paired_comparison(a, b).difference, bootstrap_ci(a - b)
+    assert together.low == pytest.approx(difference.low) and together.high == pytest.approx(difference.high)
+
+
+def test_models_with_different_numbers_of_seeds_are_compared_on_the_same_users():
+    rng = np.random.default_rng(4)
+    network = rng.random((5, 300)) + 0.1  # five seeds
+    floor = rng.random(300)  # a deterministic model: one seed
+    result = paired_comparison(network, floor)
+    assert result.difference.mean == pytest.approx(network.mean() - floor.mean())
+    assert result.difference.low > 0 and result.p_value < 0.05
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, -0.03, -0.05])
+def test_the_p_value_and_the_interval_agree_near_zero(shift):
+    rng = np.random.default_rng(5)
+    b = rng.random(500)
+    a = b + shift + rng.normal(0.0, 0.3, 500)
+    result = paired_comparison(a, b)
+    excludes_zero = result.difference.low > 0 or result.difference.high < 0
+    assert excludes_zero == (result.p_value < 0.05)
+
+
+def test_holm_adjusts_the_smallest_p_value_by_the_family_size():
+    np.testing.assert_allclose(holm(np.array([0.03, 0.2, 0.5])), [0.09, 0.4, 0.5])
+    np.testing.assert_allclose(holm(np.array([0.01, 0.02, 0.04])), [0.03, 0.04, 0.04])  # monotone
+    np.testing.assert_allclose(holm(np.array([0.3])), [0.3])
 
 
 def test_relative_gain_is_the_ratio_of_means_minus_one_with_a_ci():
