@@ -47,7 +47,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> pd
     name: "synthetic" (options: scale, seed; generated once and cached under data_dir/cache),
     "retailrocket" / "recobell" (data_dir defaults to data/<name>), or "events" (a file of your own
     shop: data_dir is its TOML mapping file (`mapping`), and/or options path, columns, names,
-    explicit_events, implicit_events, ignored_events, timestamp_unit override the file's entries).
+    explicit_events, implicit_events, ignored_events, timestamp_unit, timezone override the file's
+    entries; times end up naive UTC, text without a zone being read in `timezone`, default UTC).
     """
     from . import loaders  # the real-format readers
 

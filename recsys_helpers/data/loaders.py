@@ -8,6 +8,9 @@ to name the bad row in the error. No row is ever dropped: exact duplicates are k
 
 from __future__ import annotations
 
+import csv
+import gzip
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -18,7 +21,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .schema import DataError, finalize_events, parse_int_ids, parse_timestamps, require_columns
+from .mapping import TIME_UNIT_CHOICES, TIME_UNITS, check_arguments, setting
+from .schema import (
+    PLAUSIBLE_TIMES,
+    DataError,
+    finalize_events,
+    name_counts,
+    parse_int_ids,
+    parse_timestamps,
+    require_columns,
+    shown,
+)
 
 RETAILROCKET_HELP = (
     "Download the Kaggle dataset retailrocket/ecommerce-dataset "
@@ -45,7 +58,9 @@ RECOBELL_ORDER_FILES = ("site_order_log.csv000", "site_order_log_small.csv000")
 RECOBELL_PRODUCT_FILES = ("site_product_w_img.csv000", "site_product.csv000")
 RECOBELL_EVENTS = ["view", "order"]
 
-EVENT_FILE_COLUMNS = ("user_id", "item_id", "timestamp", "event", "category_id")
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds"}
+# An ISO 8601 time (after "T" or a space) that ends in a zone: Z, +hh, +hhmm or +hh:mm.
+ISO_ZONE = r"[T ]\d\d?(?::?\d\d){0,2}(?:[.,]\d+)? ?(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 MAX_HEX_DIGITS = 15  # 15 hex digits = 60 bits: always fits int64
 _HEX_DIGITS = np.full(256, 255, dtype=np.uint8)  # byte -> its hex value, 255 for a non-hex byte
 _HEX_DIGITS[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
@@ -340,91 +355,238 @@ def load_events(
     ignored_events: Iterable[str] = (),
     timestamp_unit: str | None = None,
     names: Iterable[str] | None = None,
+    timezone: str | None = None,
 ) -> pd.DataFrame:
     """Your own shop's events file (.csv, .csv.gz or .parquet) as the canonical frame.
 
     columns: canonical name -> the file's column, for user_id, item_id, timestamp, event and optionally
     category_id. Integer ids are kept; text ids become the codes 0..n-1 of their sorted unique values,
-    and `attrs["id_maps"][name]` holds those values (code i <-> id_maps[name][i]). Timestamps are epoch
-    numbers in `timestamp_unit` ("s", "ms", ...) or date-time text. Rows whose event is one of
-    `ignored_events` are dropped and counted in `attrs["load_report"]["ignored"]`; any other event
-    name must be declared implicit or explicit. names: the columns of a CSV without a header line.
-    The same arguments can live in a TOML file: `mapping.read_mapping`.
+    and `attrs["id_maps"][name]` holds those values (code i <-> id_maps[name][i]); integer ids with a
+    few text values among them (under half the rows) are refused as typos. Timestamps are epoch
+    numbers in `timestamp_unit` ("s" or "ms", counted from 1970-01-01 UTC) or, with "iso" or None,
+    ISO 8601 date-time text: text with a zone ("2019-10-01 00:00:00 UTC", "...+02:00") is converted to UTC,
+    text without one is read as local time in `timezone` (an IANA name such as "Europe/Berlin";
+    default UTC), and the frame holds naive UTC times. A local time that occurs twice (the clocks
+    going back) is read as its first occurrence and counted in
+    `attrs["load_report"]["ambiguous_local_times"]`. Rows whose event is one of `ignored_events` are
+    dropped and counted in `attrs["load_report"]["ignored"]`; any other event name must be declared
+    implicit or explicit. names: the columns of a CSV without a header line. The same arguments can
+    live in a TOML file (`mapping.read_mapping`); an error names the file, the data row where there
+    is one, and the mapping key with its command-line flag that fixes it.
     """
     path = Path(path)
     source = str(path)
+    events = {
+        "implicit_events": list(implicit_events),
+        "explicit_events": list(explicit_events),
+        "ignored_events": list(ignored_events),
+    }
+    names = None if names is None else list(names)
+    check_arguments(source, columns=columns, names=names, timezone=timezone, **events)
+    if timestamp_unit not in (*TIME_UNITS, None):
+        raise DataError(
+            f"{source}: timestamp_unit {timestamp_unit!r} is not one of {TIME_UNIT_CHOICES}; set "
+            f"{setting('timestamp_unit')} to one of them."
+        )
+    timestamp_unit = TIME_UNITS.get(timestamp_unit)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: pass the path of your shop's events file (CSV or Parquet)."
+            f"{path} not found: set {setting('path')} to your shop's events file (.csv, .csv.gz or "
+            ".parquet; in a mapping file, a path relative to it)."
         )
-    unknown = sorted(set(columns) - set(EVENT_FILE_COLUMNS))
-    missing = [name for name in EVENT_FILE_COLUMNS[:4] if name not in columns]
-    if unknown or missing:
+    raw = _read_event_file(path, columns, names)
+    event = _event_names(raw[columns["event"]], columns["event"], source, events)
+    ignored = event.isin(events["ignored_events"]).to_numpy()
+    if ignored.all():
         raise DataError(
-            f"{source}: bad column mapping {dict(columns)}: unknown key(s) {unknown}, "
-            f"missing key(s) {missing}. Map each of {list(EVENT_FILE_COLUMNS)} (category_id optional) "
-            "to a column of the file."
+            f"{source}: every row's event is ignored: {name_counts(event, raw.index.to_numpy())}. Take "
+            f"the events to keep out of {setting('ignored_events')}."
         )
-    raw = _read_event_file(path, list(columns.values()), None if names is None else list(names))
-    ignored = raw[columns["event"]].astype(str).isin(list(ignored_events))
-    ignored_counts = raw[columns["event"]][ignored].astype(str).value_counts().to_dict()
-    raw = raw[~ignored.to_numpy()].reset_index(drop=True)
-    frame = pd.DataFrame({"event": raw[columns["event"]]})
+    ignored_counts = {name: int(n) for name, n in event[ignored].value_counts().items()}
+    raw, event = raw[~ignored], event[~ignored]
+    frame = pd.DataFrame({"event": event.to_numpy()})
     id_maps = {}
     for name in ("user_id", "item_id"):
         frame[name], uniques = _ids(raw[columns[name]], columns[name], source)
         if uniques is not None:
             id_maps[name] = uniques
-    frame["timestamp"] = _event_times(raw[columns["timestamp"]], columns["timestamp"], source, timestamp_unit)
+    frame["timestamp"], ambiguous = _event_times(
+        raw[columns["timestamp"]], columns["timestamp"], source, timestamp_unit, timezone
+    )
     if "category_id" in columns:
         frame["category_id"], uniques = _category_ids(
             raw[columns["category_id"]], columns["category_id"], source
         )
         if uniques is not None:
             id_maps["category_id"] = uniques
-    events = finalize_events(
-        frame, explicit_events=explicit_events, implicit_events=implicit_events, source=source
+    loaded = finalize_events(
+        frame,
+        explicit_events=events["explicit_events"],
+        implicit_events=events["implicit_events"],
+        source=source,
+        rows=raw.index.to_numpy(),
+        time_fix=_time_unit_fix(columns["timestamp"], timestamp_unit),
     )
-    events.attrs["id_maps"] = id_maps
-    events.attrs["load_report"]["ignored"] = {name: int(n) for name, n in ignored_counts.items()}
-    return events
+    loaded.attrs["id_maps"] = id_maps
+    loaded.attrs["load_report"] |= {"ignored": ignored_counts, "ambiguous_local_times": ambiguous}
+    return loaded
 
 
-def _read_event_file(path: Path, wanted: list[str], names: list[str] | None = None) -> pd.DataFrame:
-    """The `wanted` columns of a CSV (types inferred; `names`: its columns when it has no header
-    line) or Parquet file; a missing one is a DataError."""
+def _read_event_file(path: Path, columns: Mapping[str, str], names: list[str] | None) -> pd.DataFrame:
+    """The mapped columns of a CSV (types inferred, the event column as text; `names`: its columns
+    when it has no header line) or Parquet file, indexed by 0-based data row. A mapped column that
+    is missing or repeated, an empty file or one without rows is a DataError."""
     source = str(path)
+    wanted = list(columns.values())
     if path.suffix in (".parquet", ".pq"):
-        require_columns(pd.DataFrame(columns=pq.read_schema(path).names), wanted, source)
-        return pd.read_parquet(path, columns=wanted)
-    if path.suffix != ".csv" and path.suffixes[-2:] != [".csv", ".gz"]:
-        raise DataError(f"{source}: unsupported file type; save your events as .csv, .csv.gz or .parquet.")
-    header = {"header": None, "names": names} if names else {}
-    require_columns(pd.DataFrame(columns=names or _csv_header(path)), wanted, source)
-    try:
         if names:
-            convert = pacsv.ConvertOptions(include_columns=wanted)
-            header_less = pacsv.ReadOptions(column_names=names)
-            return pacsv.read_csv(path, header_less, convert_options=convert).to_pandas()
-        return pd.read_csv(path, engine="pyarrow", usecols=wanted)
-    except (pd.errors.ParserError, pa.ArrowInvalid):  # pyarrow does not say which line
+            raise DataError(
+                f"{source}: {setting('names')} is for a CSV without a header line; a Parquet file names "
+                "its columns itself. Remove names."
+            )
         try:
-            return pd.read_csv(path, index_col=False, **header)[wanted]  # slower, but names the bad line
-        except pd.errors.ParserError as error:
-            raise DataError(f"{source}: {error}. Every row needs one value per header column.") from None
+            header = pq.read_schema(path).names
+        except pa.ArrowInvalid:
+            raise DataError(
+                f"{source}: not a Parquet file. Write it with pandas' to_parquet, or save it as .csv."
+            ) from None
+        _check_header(header, columns, source, "the Parquet file's columns are")
+        frame = pd.read_parquet(path, columns=wanted)
+    elif path.suffix == ".csv" or path.suffixes[-2:] == [".csv", ".gz"]:
+        if names:
+            _check_header(names, columns, source, f"{setting('names')} lists")
+        else:
+            no_header = f" If the file has no header line, list its columns in {setting('names')}."
+            _check_header(_csv_header(path), columns, source, "the header line has", no_header)
+        frame = _read_event_csv(path, wanted, columns["event"], names)
+    else:
+        raise DataError(
+            f"{source}: unsupported file type; save your events as .csv, .csv.gz or .parquet and set "
+            f"{setting('path')} to that file."
+        )
+    if len(frame) == 0:
+        what = "is empty" if names else "has a header line but no rows"
+        raise DataError(f"{source}: the file {what}; expected one row per event.")
+    if names and [str(frame[column].iloc[0]) for column in wanted] == wanted:
+        raise DataError(
+            f"{source}: the first line is a header line ({', '.join(wanted)}), yet {setting('names')} says "
+            "the file has none. Remove names."
+        )
+    return frame.reset_index(drop=True)
+
+
+def _check_header(
+    header: list[str], columns: Mapping[str, str], source: str, found: str, hint: str = ""
+) -> None:
+    """Each mapped column is in `header` exactly once; for one that is not, a column whose name
+    differs only in case or surrounding spaces is suggested, else `hint` is given. found: "the
+    header line has", ..."""
+    counts = Counter(header)
+    for key, column in columns.items():
+        if counts[column] > 1:
+            where = " and ".join(str(i + 1) for i, name in enumerate(header) if name == column)
+            raise DataError(
+                f"{source}: {found} {counts[column]} columns named {column!r} (columns {where}), so "
+                f"[columns] {key} = {column!r} is ambiguous. Give each column a name of its own."
+            )
+    problems, suggested = [], False
+    for key, column in columns.items():
+        if column in counts:
+            continue
+        alike = [name for name in header if name.strip().casefold() == column.strip().casefold()]
+        if len(alike) == 1:
+            problems.append(
+                f"[columns] {key} = {column!r} is not a column of the file, but {alike[0]!r} is (names are "
+                f"case-sensitive): set [columns] {key} = {alike[0]!r} (--columns {key}={alike[0]},...)"
+            )
+            suggested = True
+        else:
+            problems.append(
+                f"[columns] {key} = {column!r} (--columns {key}={column}) is not a column of the file"
+            )
+    if problems:
+        listed = ", ".join(map(repr, header[:20])) + (
+            f", ... ({len(header)} in all)" if len(header) > 20 else ""
+        )
+        hint = "" if suggested else hint
+        raise DataError(f"{source}: {'; '.join(problems)}. {found[0].upper()}{found[1:]} {listed}.{hint}")
+
+
+def _read_event_csv(path: Path, wanted: list[str], event: str, names: list[str] | None) -> pd.DataFrame:
+    """The `wanted` columns of a CSV, the `event` column as text: by pyarrow, else (a bad line, or
+    types that change down the file) by the slower pandas reader, which names a bad line."""
+    read = pacsv.ReadOptions(column_names=names) if names else pacsv.ReadOptions()
+    convert = pacsv.ConvertOptions(include_columns=wanted, column_types={event: pa.string()})
+    try:
+        return pacsv.read_csv(path, read, convert_options=convert).to_pandas()
+    except pa.ArrowInvalid:  # pyarrow does not say which line
+        pass
+    header = {"header": None, "names": names} if names else {}
+    try:
+        return pd.read_csv(path, index_col=False, dtype={event: "str"}, **header)[wanted]
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=wanted)
+    except pd.errors.ParserError as error:
+        fields = f"name in {setting('names')}" if names else "column of the header line"
+        raise DataError(
+            f"{path}: {_parser_problem(error)}. Every line needs one value per {fields} (a value holding "
+            "a comma needs quotes); fix that line."
+        ) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text. Save the file as UTF-8 CSV.") from None
+
+
+def _event_names(values: pd.Series, column: str, source: str, events: dict[str, list[str]]) -> pd.Series:
+    """The event column as text; an empty name, or one declared in no event list, is a DataError
+    naming its count and first data row."""
+    names = values.astype(str)  # numeric event codes (from Parquet) as their text
+    empty = (values.isna() | (names.str.strip() == "")).to_numpy()
+    if empty.any():
+        row = values.index[np.flatnonzero(empty)[0]]
+        n = int(empty.sum())
+        raise DataError(
+            f"{source}: column {column!r} has no event name at data row {row + 1} ({n:,} row"
+            f"{'s' if n > 1 else ''} in all). Fill in the names, or remove those rows."
+        )
+    unknown = (~names.isin([name for listed in events.values() for name in listed])).to_numpy()
+    if unknown.any():
+        declared = "; ".join(
+            f"{key.removesuffix('_events')} {', '.join(map(repr, listed)) or 'none'}"
+            for key, listed in events.items()
+        )
+        raise DataError(
+            f"{source}: column {column!r} has event names declared in no list: "
+            f"{name_counts(names[unknown], values.index.to_numpy()[unknown])}. Declare each in "
+            f"{setting('implicit_events')} or {setting('explicit_events')}, or drop it with "
+            f"{setting('ignored_events')}. Declared now: {declared}."
+        )
+    return names
 
 
 def _ids(values: pd.Series, column: str, source: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Integer ids as they are; text ids -> codes of their sorted unique values (returned too)."""
+    """Integer ids as they are; text ids -> codes of their sorted unique values (returned too).
+
+    Integer ids with some text among them (under half the rows) are refused: a typo, most likely,
+    that would otherwise turn every id into a code and split the user (or item) it belongs to."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return parse_int_ids(values, column, source), None
     missing = values.isna().to_numpy()
     if missing.any():
-        row = int(np.flatnonzero(missing)[0])
+        row = values.index[np.flatnonzero(missing)[0]]
         raise DataError(
             f"{source}: column '{column}' has no id at data row {row + 1}. Fill or remove that row."
         )
-    codes, uniques = pd.factorize(values.astype(str), sort=True)
+    text = values.astype(str)
+    integer = text.str.fullmatch(r"[+-]?\d+").to_numpy(bool)
+    if 0.5 <= integer.mean() < 1:
+        row = values.index[np.flatnonzero(~integer)[0]]
+        n = int((~integer).sum())
+        raise DataError(
+            f"{source}: column '{column}' holds integer ids, but data row {row + 1} has "
+            f"{shown(values.loc[row])} ({n:,} such row{'s' if n > 1 else ''} in all). Fix or remove "
+            f"{'those rows' if n > 1 else 'that row'}."
+        )
+    codes, uniques = pd.factorize(text, sort=True)
     return codes.astype(np.int64), np.asarray(uniques, dtype=str)
 
 
@@ -433,33 +595,174 @@ def _category_ids(
 ) -> tuple[pd.arrays.IntegerArray, np.ndarray | None]:
     """Like `_ids`, but a missing category is allowed (<NA>)."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return _parse_ints(values, column, source, optional=True), None
+        return _parse_ints(values, column, source, rows=values.index.to_numpy(), optional=True), None
     codes, uniques = pd.factorize(values.astype("str"), sort=True)  # missing values get code -1
     return pd.arrays.IntegerArray(codes.astype(np.int64), codes < 0), np.asarray(uniques, dtype=str)
 
 
-def _event_times(values: pd.Series, column: str, source: str, unit: str | None) -> np.ndarray:
-    """Epoch numbers (with `unit`), date-time text or datetimes (UTC if zoned) -> datetime64[ms]."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif unit is None and pd.api.types.is_numeric_dtype(values):
-        raise DataError(
-            f"{source}: column '{column}' holds numbers; pass timestamp_unit='s' or 'ms' (epoch "
-            "seconds or milliseconds) so they can be read as times."
+def _event_times(
+    values: pd.Series, column: str, source: str, unit: str | None, zone: str | None
+) -> tuple[np.ndarray, int]:
+    """The time column -> naive UTC datetime64[ms], and how many local times were ambiguous.
+
+    Epoch numbers (with `unit`) count from 1970-01-01 UTC; times with a zone (ISO text, or a zoned
+    column as pyarrow reads "+02:00" text or Parquet stores it) are instants; times without one are
+    local times in `zone` (default UTC)."""
+    where = f"{source}: column {column!r}"
+    numbers = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    empty = values.isna().to_numpy()
+    if not numbers and not pd.api.types.is_datetime64_any_dtype(values):
+        empty = empty | (values.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        row = values.index[np.flatnonzero(empty)[0]]
+        raise DataError(f"{where} has no time at data row {row + 1}. Fill or remove that row.")
+    if unit is not None:
+        return _epoch_times(values, where, unit), 0
+    if numbers:
+        likely = _likely_unit(values)
+        how = (
+            f"set {setting('timestamp_unit', likely)}: they look like epoch {UNIT_NAMES[likely]}"
+            if likely
+            else f"set {setting('timestamp_unit')} to the unit they count"
         )
-    return parse_timestamps(values, column, source, unit=unit)
+        raise DataError(
+            f"{where} holds numbers, so the mapping must say what they count: {how}. The choices of "
+            f"timestamp_unit are {TIME_UNIT_CHOICES}."
+        )
+    times = values if pd.api.types.is_datetime64_any_dtype(values) else _iso_times(values, where)
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return _naive_utc(times), 0
+    return _local_times_in_utc(times, zone or "UTC", where)
+
+
+def _epoch_times(values: pd.Series, where: str, unit: str) -> np.ndarray:
+    """Epoch numbers in `unit` -> datetime64[ms]; a value that is not a number names the fix."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        raise DataError(
+            f"{where} holds date-times, not epoch numbers: set {setting('timestamp_unit', 'iso')}."
+        )
+    times = pd.to_datetime(pd.to_numeric(values, errors="coerce"), unit=unit, errors="coerce")
+    bad = times.isna().to_numpy()
+    if bad.any():
+        row = values.index[np.flatnonzero(bad)[0]]
+        raise DataError(
+            f"{where} has {shown(values.loc[row])} at data row {row + 1}, not a number of epoch "
+            f"{UNIT_NAMES.get(unit, unit)} (timestamp_unit = {unit!r}). For ISO date-time text set "
+            f"{setting('timestamp_unit', 'iso')}; else fix or remove that row."
+        )
+    return times.to_numpy().astype("datetime64[ms]")
+
+
+def _likely_unit(numbers: pd.Series) -> str | None:
+    """The unit, "s" or "ms", that puts every number within 1990-2100; None if neither does."""
+    low, high = np.array(PLAUSIBLE_TIMES).astype(np.int64)  # epoch milliseconds
+    for unit, per_ms in (("s", 1e-3), ("ms", 1)):
+        if low * per_ms <= numbers.min() and numbers.max() < high * per_ms:
+            return unit
+    return None
+
+
+def _iso_times(values: pd.Series, where: str) -> pd.Series:
+    """ISO 8601 text -> UTC times if every value names its zone, local (naive) times if none does.
+
+    A trailing "UTC" or "GMT" is the zone +00:00. A value names its zone when a time (after "T" or
+    a space) ends in Z or an offset (ISO_ZONE); pandas' own reading of the first value of each kind
+    confirms it, so that a layout this test misreads is an error, never a silent shift."""
+    text = pc.utf8_trim_whitespace(pa.array(values.astype(str)))
+    text = pd.Series(pc.replace_substring_regex(text, r" ?(?:UTC|GMT)$", "+00:00"), index=values.index)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = values.index[np.flatnonzero(bad)[0]]
+        raise DataError(
+            f"{where} has {shown(values.loc[row])} at data row {row + 1}, not an ISO 8601 date-time. Write "
+            "times like 2019-10-01 14:30:00 (a zone such as +02:00 or UTC may follow), or give epoch "
+            f"numbers and set {setting('timestamp_unit')} to s or ms."
+        )
+    zoned = pc.match_substring_regex(pa.array(text), ISO_ZONE).to_numpy(zero_copy_only=False)
+    for kind in (zoned, ~zoned):
+        if kind.any():
+            first = np.flatnonzero(kind)[0]
+            alone = pd.to_datetime(text.iloc[first : first + 1], format="ISO8601")
+            if isinstance(alone.dtype, pd.DatetimeTZDtype) != zoned[first]:
+                raise DataError(
+                    f"{where} has {shown(values.iloc[first])} at data row {text.index[first] + 1}, "
+                    "whose zone cannot be told; write times like 2019-10-01 14:30:00, with +02:00, Z or "
+                    "UTC after them if they carry a zone."
+                )
+    if zoned.all():
+        return parsed
+    if not zoned.any():
+        return parsed.dt.tz_localize(None)
+    with_zone, without = (values.index[np.flatnonzero(rows)[0]] for rows in (zoned, ~zoned))
+    raise DataError(
+        f"{where} mixes times with a zone ({shown(values.loc[with_zone])} at data row {with_zone + 1}) "
+        f"and without ({shown(values.loc[without])} at data row {without + 1}). Write every time with its "
+        "zone, or none (then the mapping's timezone names their zone; default UTC)."
+    )
+
+
+def _local_times_in_utc(times: pd.Series, zone: str, where: str) -> tuple[np.ndarray, int]:
+    """Naive local times in `zone` -> naive UTC datetime64[ms], and how many were ambiguous (they
+    occur twice when the clocks go back: the first is taken). A time the clocks skip is an error."""
+    if zone == "UTC":
+        return times.to_numpy().astype("datetime64[ms]"), 0
+    local = times.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    unresolved = local.isna().to_numpy()
+    if unresolved.any():
+        first = times[unresolved].dt.tz_localize(
+            zone, ambiguous=np.ones(unresolved.sum(), bool), nonexistent="NaT"
+        )
+        skipped = first.isna().to_numpy()
+        if skipped.any():
+            row = first.index[np.flatnonzero(skipped)[0]]
+            raise DataError(
+                f"{where} has {times.loc[row]} at data row {row + 1}, a time that does not exist in "
+                f"{zone} (the clocks skip it). Check {setting('timezone', zone)}, or write the times with "
+                "their zone (+02:00) or in UTC."
+            )
+        local[unresolved] = first
+    return _naive_utc(local), int(unresolved.sum())
+
+
+def _naive_utc(times: pd.Series) -> np.ndarray:
+    """Zoned times -> the same instants as naive UTC datetime64[ms] (the canonical frame's times)."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+
+
+def _time_unit_fix(column: str, unit: str | None) -> str:
+    """What to check when the times fall outside 1990-2100."""
+    other = {"s": "ms", "ms": "s"}.get(unit)
+    if other is None:
+        return f"Check that column {column!r} ([columns] timestamp, --columns timestamp=COL) holds the times."
+    return (
+        f"Column {column!r} is read as epoch {UNIT_NAMES[unit]} (timestamp_unit = {unit!r}); if it holds "
+        f"epoch {UNIT_NAMES[other]}, set {setting('timestamp_unit', other)}."
+    )
 
 
 # --------------------------------------------------------------------------- shared helpers
 def _csv_header(path: Path) -> list[str]:
-    """The column names on the first line of a CSV; an empty file is a DataError."""
+    """The column names on the first line of a CSV (.csv or .csv.gz) as written, repeats included;
+    an empty file is a DataError."""
     try:
-        return pd.read_csv(path, nrows=0).columns.tolist()
-    except pd.errors.EmptyDataError:
+        with (gzip.open if path.suffix == ".gz" else open)(
+            path, "rt", encoding="utf-8-sig", newline=""
+        ) as file:
+            header = next(csv.reader(file), None)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text. Save the file as UTF-8 CSV.") from None
+    if not header:
         raise DataError(
             f"{path}: the file is empty; expected a header line, then one row per record. "
             "Download or export it again."
-        ) from None
+        )
+    return header
+
+
+def _parser_problem(error: pd.errors.ParserError) -> str:
+    """pandas' message on a bad CSV line without its parser's prefix: "Expected 4 fields in line 7, saw 5"."""
+    return str(error).strip().removeprefix("Error tokenizing data. C error: ")
 
 
 def _read_text(path: Path, header: bool, nrows: int | None = None) -> pd.DataFrame:
@@ -472,7 +775,7 @@ def _read_text(path: Path, header: bool, nrows: int | None = None) -> pd.DataFra
         raise DataError(f"{path}: the file is empty. Download or export it again.") from None
     except pd.errors.ParserError as error:
         raise DataError(
-            f"{path}: {error}. Every row needs the same number of fields; fix that line."
+            f"{path}: {_parser_problem(error)}. Every row needs the same number of fields; fix that line."
         ) from None
 
 

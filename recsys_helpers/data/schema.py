@@ -21,6 +21,10 @@ CANONICAL_COLUMNS = ["user_id", "item_id", "timestamp", "event", "explicit"]
 # Event logs of online shops fall in this window; times outside it mean a wrong time unit.
 PLAUSIBLE_TIMES = (np.datetime64("1990-01-01", "ms"), np.datetime64("2100-01-01", "ms"))
 OPTIONAL_COLUMNS = ["category_id", "top_category_id"]
+TIME_UNIT_FIX = (
+    "Check the time unit: RetailRocket's events.csv holds epoch milliseconds, so a file converted "
+    "with epoch seconds must be multiplied by 1000."
+)
 
 
 class DataError(ValueError):
@@ -37,15 +41,42 @@ def require_columns(frame: pd.DataFrame, required: Iterable[str], source: str) -
         )
 
 
+def shown(value: object) -> str:
+    """A file's value as its user wrote it, for messages: 'x9', 2.5, '' for a missing one; never
+    NumPy's or pandas' repr (np.float64(2.5), Timestamp(...))."""
+    if isinstance(value, str):
+        return repr(value)
+    if pd.isna(value):
+        return "''"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value) if isinstance(value, int | float) else repr(str(value))
+
+
+def name_counts(names: pd.Series, rows: np.ndarray) -> str:
+    """Each distinct name with its count and first data row, in order of first appearance:
+    "'fav' (2,356 rows, first at data row 65), 'x' (1 row, ...)". rows: the 0-based data row of
+    each value."""
+    codes, uniques = pd.factorize(names, use_na_sentinel=False)
+    counts = np.bincount(codes)
+    _, first = np.unique(codes, return_index=True)
+    return ", ".join(
+        f"{shown(name)} ({n:,} row{'s' if n > 1 else ''}, first at data row {rows[i] + 1})"
+        for name, n, i in zip(uniques, counts, first, strict=True)
+    )
+
+
 def parse_int_ids(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """Parse an id column to int64, naming the first bad row (1-based data row) if any."""
+    """Parse an id column to int64, naming the first bad row (1-based data row) if any.
+
+    values: indexed by 0-based data row (a file's RangeIndex, or its subset)."""
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna().to_numpy() | (np.asarray(numeric.fillna(0)) % 1 != 0)
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        row = np.flatnonzero(bad)[0]
         raise DataError(
             f"{source}: column '{column}' has a value that is not an integer id at data row "
-            f"{row + 1}: {values.iloc[row]!r}. Fix or remove that row."
+            f"{values.index[row] + 1}: {shown(values.iloc[row])}. Fix or remove that row."
         )
     return numeric.to_numpy(dtype=np.int64)
 
@@ -63,30 +94,29 @@ def parse_timestamps(values: pd.Series, column: str, source: str, unit: str | No
         how = f"a number of {unit} since 1970" if unit else "a date-time such as 2016-09-29 10:59:21"
         raise DataError(
             f"{source}: column '{column}' has an unparsable timestamp at data row {row + 1}: "
-            f"{values.iloc[row]!r}; expected {how}."
+            f"{shown(values.iloc[row])}; expected {how}."
         )
     return parsed.to_numpy().astype("datetime64[ms]")
 
 
-def check_time_range(times: np.ndarray, source: str) -> None:
+def check_time_range(
+    times: np.ndarray, source: str, fix: str = TIME_UNIT_FIX, rows: np.ndarray | None = None
+) -> None:
     """Refuse times that all fall outside 1990-2100 (a wrong unit: epoch seconds read as
     milliseconds put every event in January 1970); warn, naming the count and the first data row,
-    when only some do."""
+    when only some do. fix: what to check; rows: the 0-based data row of each time (default: its
+    position)."""
     outside = (times < PLAUSIBLE_TIMES[0]) | (times >= PLAUSIBLE_TIMES[1])
     if not outside.any():
         return
-    row = int(np.flatnonzero(outside)[0])
+    first = int(np.flatnonzero(outside)[0])
+    row = int(rows[first]) if rows is not None else first
     span = f"{times.min().astype('datetime64[s]')} .. {times.max().astype('datetime64[s]')}"
-    fix = (
-        "Check the time unit: RetailRocket's events.csv holds epoch milliseconds, so a file converted "
-        "with epoch seconds must be multiplied by 1000; for load_dataset('events', ...) pass "
-        "timestamp_unit='s' or 'ms' to match the numbers."
-    )
     if outside.all():
         raise DataError(f"{source}: every timestamp falls outside 1990-2100 ({span}). {fix}")
     warnings.warn(
         f"{source}: {int(outside.sum()):,} of {len(times):,} timestamps fall outside 1990-2100 (first at "
-        f"data row {row + 1}: {times[row]}); they are kept. {fix}",
+        f"data row {row + 1}: {times[first].astype('datetime64[s]')}); they are kept. {fix}",
         stacklevel=3,
     )
 
@@ -97,28 +127,30 @@ def finalize_events(
     explicit_events: Iterable[str],
     implicit_events: Iterable[str],
     source: str,
+    rows: np.ndarray | None = None,
+    time_fix: str = TIME_UNIT_FIX,
 ) -> pd.DataFrame:
     """Validate a parsed frame and return it in canonical form.
 
     `frame` must already hold user_id/item_id (int64), timestamp (datetime64) and event
     (str). Unknown event names, empty data and missing columns raise a DataError. Exact
-    duplicate rows are kept, counted, and reported in `attrs["load_report"]`.
+    duplicate rows are kept, counted, and reported in `attrs["load_report"]`. rows: the 0-based
+    data row of each frame row, for messages (default: its position); time_fix: what a message
+    about implausible times tells the user to check.
     """
     require_columns(frame, ["user_id", "item_id", "timestamp", "event"], source)
     if len(frame) == 0:
         raise DataError(f"{source}: no events found. Check that the file is the right one and not empty.")
-    check_time_range(frame["timestamp"].to_numpy().astype("datetime64[ms]"), source)
+    rows = np.arange(len(frame)) if rows is None else rows
+    check_time_range(frame["timestamp"].to_numpy().astype("datetime64[ms]"), source, time_fix, rows)
     explicit_events, implicit_events = list(explicit_events), list(implicit_events)
     known = explicit_events + implicit_events
     event = frame["event"].astype(str)
-    unknown = ~event.isin(known)
+    unknown = (~event.isin(known)).to_numpy()
     if unknown.any():
-        counts = event[unknown].value_counts()
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise DataError(
-            f"{source}: unknown event name(s) {dict(counts)} (first at data row {row + 1}); "
-            f"known: implicit {implicit_events}, explicit {explicit_events}. "
-            "Map them, or declare them as implicit/explicit events."
+            f"{source}: unknown event name(s) {name_counts(event[unknown], rows[unknown])}; "
+            f"known: implicit {implicit_events}, explicit {explicit_events}."
         )
     out = pd.DataFrame(
         {
