@@ -19,6 +19,11 @@ from .registry import split_name
 from .store import ModelCache, ResultStore, fingerprint, library_sources, model_sources
 from .tuning import settings_for
 
+# The model seeds of every tested model and claim variant: five, none of them a tuning seed (the
+# committed course study tuned with seed 0, `tune` now uses tuning.TUNING_SEED = 100), so a verdict
+# never rests on the seed its settings were chosen on.
+TEST_SEEDS = (1, 2, 3, 4, 5)
+
 # Table 2 of the paper: HR@10 and NDCG@10 on RetailRocket and Recobell.
 PAPER_TABLE2 = pd.DataFrame(
     {

@@ -22,9 +22,10 @@
   before it (history only), else `new`; evaluations report both groups.
 * **Candidates**: the target + `n_negatives` items, drawn once from a seed and shared by every
   model. `negatives="never_interacted"` (the paper): uniformly from items the user never
-  interacted with (up to the test target). `negatives="hard"`: every other item the user touched
-  before the target (the most recent first, up to `n_negatives`), filled up uniformly with
-  never-interacted items, so "has the user touched this item?" no longer separates the target
+  interacted with up to that target (a validation target's candidates may hold items the user
+  touches later: nothing after a target is known at its time). `negatives="hard"`: every other
+  item the user touched before the target (the most recent first, up to `n_negatives`), filled up
+  uniformly with never-interacted items, so "has the user touched this item?" no longer separates the target
   from its negatives. (`hard` replaces the former `unbought` mode, which only added viewed but
   unbought items: `hard` adds every touched item, bought ones too.)
 """
@@ -148,15 +149,16 @@ class Split:
         """Items that are not negatives for each target (CSR: ptr int64[n + 1], items int64[nnz]).
 
         For full ranking: every item outside this set (and not the target) is a negative.
-        never_interacted: every item the user touched (up to the test target). hard: only the
-        items the user first touched at or after the target (touched-before items are negatives).
+        never_interacted: every item the user touched up to the target. hard: none but the
+        target itself when it is a first touch (touched-before items are negatives). What the user
+        touches after the target is not known at its time, so it is never excluded.
         """
         targets = self.targets(which)
         user_of = self.events["user"].to_numpy()
         keys = user_of * (self.n_items + 1) + self.events["item"].to_numpy()
         target_row = np.full(self.n_users, -1)
         target_row[targets.user] = targets.row
-        keep = target_row[user_of] >= 0
+        keep = (target_row[user_of] >= 0) & (np.arange(len(keys)) <= target_row[user_of])
         if self.negatives == "hard":
             first = np.zeros(len(keys), dtype=bool)
             first[np.unique(keys, return_index=True)[1]] = True
@@ -359,13 +361,16 @@ def leave_one_out(
     keys = users * (data.n_items + 1) + items
     unique_keys, first_row = np.unique(keys, return_index=True)
     rng = np.random.default_rng(seed)
-    excluded = np.unique(keys[kept])
     made = {}
     for which, target_rows, target_kinds in (
         ("valid", valid_rows, kinds[second]),
         ("test", test_rows, kinds[last]),
     ):
         target_users = users[target_rows]
+        # Never-interacted as of the target: the items touched up to it (not later) are excluded.
+        up_to = np.full(data.n_users, -1)
+        up_to[target_users] = target_rows
+        excluded = np.unique(keys[rows <= up_to[users]])
         hard = (
             touched_before(users, items, user_start, target_rows, n_negatives)
             if negatives == "hard"

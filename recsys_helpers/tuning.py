@@ -93,6 +93,9 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
 }
 TUNABLE = tuple(name for name in MODEL_NAMES + BEYOND_PAPER if name in SEARCH_SPACES)
 EPOCH_CAP = 100
+# The model seed of every trial (and the sampler's): no tested model uses it, so the tested seeds
+# (experiments.TEST_SEEDS) are fresh draws, not the seed the settings were chosen on.
+TUNING_SEED = 100
 
 
 def check_models(names: list[str]) -> list[str]:
@@ -146,7 +149,7 @@ def tune(
     out: str | Path,
     *,
     storage: str | None = None,
-    seed: int = 0,
+    seed: int = TUNING_SEED,
     study_prefix: str = "",
     describe: dict | None = None,
     spaces: dict[str, dict[str, Any]] = SEARCH_SPACES,
@@ -165,6 +168,9 @@ def tune(
         raise ValueError(f"trials must be >= 1, got {trials}.")
     if split.stage == "final" or len(split.valid) == 0:
         raise ValueError("tune needs the selection split with validation targets (load_split).")
+    from .models.training import warn_if_few_validation_targets
+
+    warn_if_few_validation_targets(len(split.valid), "tuning")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out / 'study.db'}"
@@ -174,6 +180,8 @@ def tune(
         **(describe or {}),
         "objective": "validation HR@10 of the selection fit (ties: NDCG@10); test targets unused",
         "sampler": f"TPE (5 random start-up trials), seed {seed}; median pruning after min_steps",
+        "tuning_seed": seed,
+        "negatives": split.negatives,
         "trials": trials,
         "epoch_cap": EPOCH_CAP,
         "storage": storage,
@@ -417,6 +425,7 @@ def resolve_settings(
 __all__ = [
     "EPOCH_CAP",
     "SEARCH_SPACES",
+    "TUNING_SEED",
     "TUNABLE",
     "Choice",
     "Float",

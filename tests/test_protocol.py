@@ -286,7 +286,18 @@ def test_hard_full_ranking_negatives_are_every_item_touched_before_the_target():
     ptr, items = split.excluded_items("test")
     assert items[ptr[0] : ptr[1]].tolist() == []  # nothing of the user's is excluded at the test target
     ptr, items = split.excluded_items("valid")
-    assert items[ptr[0] : ptr[1]].tolist() == [4]  # first touched after the validation target
+    assert items[ptr[0] : ptr[1]].tolist() == []  # item 4, touched after it, is not known then
+
+
+def test_validation_candidates_know_nothing_after_the_validation_target():
+    # User 1 touches items 1-3 up to the validation target (item 3), item 4 only after it.
+    split = v2_split()
+    ptr, items = split.excluded_items("valid")
+    assert items[ptr[0] : ptr[1]].tolist() == [1, 2, 3]
+    ptr, items = split.excluded_items("test")
+    assert items[ptr[0] : ptr[1]].tolist() == [1, 2, 3, 4]
+    drawn = np.concatenate([v2_split(seed=seed).valid.candidates[0, 1:] for seed in range(20)])
+    assert 4 in drawn and not {1, 2} & set(drawn)  # a later item can be a validation negative
 
 
 def test_too_few_items_for_the_hard_candidates_is_a_clear_error():

@@ -1,5 +1,6 @@
 """The epoch loop's stopping rule: patience, and no stop before `min_steps` optimizer steps."""
 
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -73,3 +74,14 @@ def test_on_epoch_sees_every_validation_and_may_end_training(monkeypatch):
             model, SimpleNamespace(valid=[0]), lambda epoch: 1.0, lambda: None, lambda state: None, 40
         )
     assert seen == [(1, 40, 0.5), (2, 80, 0.5), (3, 120, 0.5)]
+
+
+def test_selection_on_fewer_than_100_validation_targets_warns_with_the_count():
+    from recsys_helpers.models.training import warn_if_few_validation_targets
+
+    with pytest.warns(UserWarning, match="rests on 19 validation targets .* by 0.053"):
+        warn_if_few_validation_targets(19, "early stopping")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_few_validation_targets(100, "early stopping")
+        warn_if_few_validation_targets(0, "early stopping")  # no validation: nothing is selected
