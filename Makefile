@@ -63,9 +63,11 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 $(KERNEL): $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name python3
 
-# The oldest supported stack (requirements-oldest.txt: TensorFlow 2.16, Keras 3.3, NumPy 1.26),
-# installed as the README's Colab cell installs the package: the stack is there first, the library
-# goes on top with --no-deps. `make test` runs the unit tests here too (not the notebooks).
+# The oldest supported stack (requirements-oldest.txt: TensorFlow 2.16, Keras 3.3, NumPy 1.26;
+# what Colab ships, so no Optuna or implicit), then exactly what the README's Colab cell installs:
+# requirements-colab.txt resolved normally (-c requirements-oldest.txt only makes pip fail rather
+# than replace the stack), then the library with --no-deps. `make test` runs the unit tests here
+# too (not the notebooks).
 OLD_VENV  := .venv-oldest
 OLD_PY    := $(OLD_VENV)/bin/python
 OLD_STAMP := $(OLD_VENV)/.installed
@@ -77,9 +79,10 @@ $(OLD_PY):
 	fi
 	$(BOOT_PYTHON) -m venv $(OLD_VENV)
 
-$(OLD_STAMP): requirements-oldest.txt pyproject.toml | $(OLD_PY)
+$(OLD_STAMP): requirements-oldest.txt requirements-colab.txt pyproject.toml | $(OLD_PY)
 	$(OLD_PY) -m pip install --upgrade pip
 	$(OLD_PY) -m pip install --no-deps -r requirements-oldest.txt
+	$(OLD_PY) -m pip install -r requirements-colab.txt -c requirements-oldest.txt
 	$(OLD_PY) -m pip install --no-deps -e .
 	$(OLD_PY) -m pip check
 	touch $@
