@@ -143,7 +143,7 @@ def training_flops_per_example(model, split) -> float | None:
     if model.name == "gru4rec":
         cell, dim = model.network_.gru.cell, model.config.dim
         step = 2 * (np.prod(cell.kernel.shape) + np.prod(cell.recurrent_kernel.shape))
-        return float(3 * (step + 2 * dim * (model.config.batch_size + model.n_sample)))
+        return float(3 * (step + 2 * dim * (model.config.batch_size + model.config.gru_samples)))
     return None
 
 

@@ -191,8 +191,8 @@ def train(
        `history.final_epochs` / `final_seconds` say what it cost.
     `final=False` returns the selection fit itself (to inspect a model on validation targets).
 
-    With `cache` (a folder), each fit is saved there under a key made of the model, its full
-    configuration and any other constructor argument (verbosity aside), a fingerprint of the split
+    With `cache` (a folder), each fit is saved there under a key made of the model and its full
+    configuration (verbosity aside), a fingerprint of the split
     it trains on (events, training rows, every candidate) and of the library's model code and
     TensorFlow version; the next call with the same key loads it instead of training again, with
     the history of the original run. Training is seeded, so a cached model is the model a new run
@@ -224,8 +224,7 @@ def _fit(name: str, split: Split, cache: str | Path | None, overrides: dict) -> 
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)
     config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
-    extras = {k: v for k, v in overrides.items() if k not in config and k != "verbose"}  # e.g. n_sample
-    key = fingerprint([name, type(model).__name__, config, extras], split, model_sources())
+    key = fingerprint([name, type(model).__name__, config], split, model_sources())
     models = ModelCache(cache)
     cached = models.load(name, key, type(model))
     if cached is not None:

@@ -134,10 +134,10 @@ def test_the_training_cache_keys_on_the_split(tmp_path):
     assert len(list(tmp_path.glob("caser-*.keras"))) == 4
 
 
-def test_constructor_arguments_outside_the_config_are_part_of_the_key(shop_and_split, tmp_path):
+def test_gru4rec_sample_counts_are_part_of_the_key(shop_and_split, tmp_path):
     _, split = shop_and_split
-    for n_sample in (16, 32):
-        train("gru4rec", split, cache=tmp_path, epochs=1, verbose=0, n_sample=n_sample)
+    for gru_samples in (16, 32):
+        train("gru4rec", split, cache=tmp_path, epochs=1, verbose=0, gru_samples=gru_samples)
     assert len(list(tmp_path.glob("gru4rec-*.keras"))) == 4
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from ..protocol import Split
 
 EXPLICIT_LOSSES = ("every_row", "ite", "hard")
+GRU_LOSSES = ("cross_entropy", "bpr_max")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class ModelConfig:
     window: str = "events"  # "events": the last L events; "distinct": the last L distinct items
     copy_len: int = 20  # repeat_hybrid: the latest events its copy path reads
     history_negatives: int = 0  # of the `negatives` per positive, how many are other items of its history
+    # GRU4Rec's own training settings, the ones its authors tune (Hidasi & Czapp 2023): the loss
+    # ("cross_entropy" or "bpr_max"), the popularity-sampled negatives shared by a batch (0: only
+    # the batch's other targets), their exponent (P(item) ~ count^alpha: 0 uniform, 1 popularity)
+    # and BPR-max's score regularisation weight.
+    gru_loss: str = "cross_entropy"
+    gru_samples: int = 2048
+    gru_sample_alpha: float = 0.75
+    gru_bpreg: float = 1.0
     factors: int = 50  # MF
     als_iterations: int = 15
     als_regularization: float = 0.1
@@ -79,7 +88,17 @@ class ModelConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        for name in ("als_alpha", "als_regularization", "l2", "embedding_l2", "learning_rate", "min_steps"):
+        non_negative = (
+            "als_alpha",
+            "als_regularization",
+            "l2",
+            "embedding_l2",
+            "learning_rate",
+            "min_steps",
+            "gru_samples",
+            "gru_bpreg",
+        )
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}.")
         if self.negatives < 1:
@@ -104,6 +123,10 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.explicit_loss must be one of {EXPLICIT_LOSSES}, got {self.explicit_loss!r}."
             )
+        if self.gru_loss not in GRU_LOSSES:
+            raise ValueError(f"ModelConfig.gru_loss must be one of {GRU_LOSSES}, got {self.gru_loss!r}.")
+        if not 0.0 <= self.gru_sample_alpha <= 1.0:
+            raise ValueError(f"ModelConfig.gru_sample_alpha must be in [0, 1], got {self.gru_sample_alpha}.")
         if self.window not in ("events", "distinct"):
             raise ValueError(f"ModelConfig.window must be 'events' or 'distinct', got {self.window!r}.")
         if max(self.horizontal_heights, default=0) > self.seq_len:

@@ -10,14 +10,21 @@ and, after each item, its hidden state scores every item as the next one.
 Training: every training session (`split.train` grouped by `session`, in time order, its last
 `MAX_EVENTS` events; a one-event session gives no example) is one right-padded row; the GRU runs
 over all rows of a batch from a zero state, and each step t predicts the next item i_{t+1}.
-Loss: cross-entropy of a softmax over sampled items only (GRU4Rec's sampled CE):
+The loss (`config.gru_loss`, one of the official code's two) scores sampled items only:
 
-    S = {targets of the batch} + {N_SAMPLE items drawn per batch, P(j) ~ count(j)^0.75}
-    loss = mean over target positions of  -s_t(i_{t+1}) + log sum_{j in S_t} exp(s_t(j))
+    S = {targets of the batch} + {config.gru_samples items drawn per batch,
+                                  P(j) ~ count(j)^config.gru_sample_alpha}
+    N_t = S without padding and without any copy of the target i = i_{t+1}: its negatives
+    r_i = s_t(i), r_j = s_t(j) for j in N_t
 
-where S_t is S without the other copies of the target i_{t+1} (they are not negatives) and
-without padding; padding positions are masked out of the loss. Cross-entropy, not BPR-max (the
-official code offers both; CE is the simpler one); no logQ correction (the official default).
+    "cross_entropy" (default):  -r_i + log(exp(r_i) + sum_{j in N_t} exp(r_j))
+    "bpr_max" (Hidasi & Karatzoglou 2018), with s_j = softmax over N_t of r_j and
+                                lambda = config.gru_bpreg:
+        -log(sum_{j in N_t} s_j * sigmoid(r_i - r_j) + 1e-24) + lambda * sum_{j in N_t} s_j * r_j^2
+
+    loss = mean over target positions t (padding positions masked out) of the above.
+
+No logQ correction (the official default).
 
 Batches: sessions sorted by length (ties shuffled) are cut where their running target count
 passes a multiple of `config.batch_size`, so a batch carries about `batch_size` target positions
@@ -30,12 +37,13 @@ How the flaws Hidasi & Czapp (RecSys 2023) found in third-party versions are avo
 * hidden state not reset at session boundaries: one row per session, from h_0 = 0, in training;
   at evaluation `session_based = True` feeds only the target's own session, from h_0 = 0;
 * softmax before sampling / scoring all items before sampling: logits are computed for the
-  sampled items S only (an [M, M + N_SAMPLE] matrix), and the softmax is taken over them;
-* wrong BPR-max: not used; the loss is the sampled cross-entropy above;
+  sampled items S only (an [M, M + gru_samples] matrix), and the softmax is taken over them;
+* wrong BPR-max: the sigmoids are weighted by the softmax over the negatives only (not over all
+  scores, not uniformly), and the regulariser is lambda * sum_j s_j * r_j^2, as above;
 * missing dropout: `config.dropout` on the input embeddings and on the GRU output.
 
 Shapes: sessions int32[B, T + 1] (0 = padding, right), hidden float[B, T, d], logits
-float[B * T, B * T + N_SAMPLE]; `score`: users int64[n], sequences int64[n, L] (the session's
+float[B * T, B * T + gru_samples]; `score`: users int64[n], sequences int64[n, L] (the session's
 items, 0-padded left), candidates int64[n, c] -> float32[n, c]. A target that opens its session
 (an all-padding sequence) is scored from h = 0: by the output bias b alone, a learned popularity.
 """
@@ -57,8 +65,6 @@ from .layers import PACKAGE, Embedding
 from .training import train_with_early_stopping
 
 MAX_EVENTS = 51  # events kept of a long session (its last 50 transitions), as evaluation's 50 inputs
-N_SAMPLE = 2048  # shared negatives per batch
-SAMPLE_ALPHA = 0.75  # P(sampled item) ~ count^alpha
 GRU4REC_DEFAULTS = {"batch_size": 256}  # target positions per batch (Hidasi et al. use 32..256)
 SCORE_BATCH = 256  # users per forward pass when scoring
 EXCLUDED = -1e9  # logit of a column that is not a negative for a row
@@ -71,12 +77,23 @@ class GRU4RecNetwork(keras.Model):
 
     call(sequence int[B, T], 0 = padding, masked) -> hidden float[B, T, d]: the state after each
     item (a padding step keeps the previous state; an all-padding prefix keeps h = 0).
-    `hyperparameters` (the recommender's config) travel with the saved network.
+    `gru_loss` and `gru_bpreg` choose the training loss (module docstring); `hyperparameters`
+    (the recommender's config) travel with the saved network.
     """
 
-    def __init__(self, n_items: int, dim: int, dropout: float = 0.0, hyperparameters=None, **kwargs):
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        dropout: float = 0.0,
+        hyperparameters=None,
+        gru_loss: str = "cross_entropy",
+        gru_bpreg: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.n_items, self.dim, self.dropout_rate = n_items, dim, dropout
+        self.gru_loss, self.gru_bpreg = gru_loss, gru_bpreg
         self.hyperparameters = hyperparameters or {}
         self.input_items = Embedding(n_items + 1, dim, name="input_items")
         self.input_dropout = layers.Dropout(dropout, name="input_dropout")
@@ -111,8 +128,15 @@ class GRU4RecNetwork(keras.Model):
         )
 
     def sampled_loss(self, sessions, negatives, training=True):
-        """Sampled cross-entropy (module docstring) of sessions int[B, T + 1] (right-padded) with
-        shared negatives int[S] -> (mean loss over target positions, number of target positions)."""
+        """The sampled loss `self.gru_loss` (module docstring) of sessions int[B, T + 1]
+        (right-padded) with shared negatives int[S] -> (mean loss over target positions, number
+        of target positions).
+
+        Row t of the logits [M, M + S] (M = B * T) holds r_i in its own column t; its negatives
+        are the columns that are neither padding nor a copy of the target i.
+        "cross_entropy": -r_i + log(exp(r_i) + sum_j exp(r_j));
+        "bpr_max": -log(sum_j s_j sigmoid(r_i - r_j) + 1e-24) + gru_bpreg * sum_j s_j r_j^2,
+        s_j = softmax over the negatives of r_j (`bpr_max`)."""
         targets = ops.reshape(sessions[:, 1:], (-1,))  # [M], M = B * T
         hidden = ops.reshape(self(sessions[:, :-1], training=training), (-1, self.dim))  # [M, d]
         sampled = ops.concatenate([targets, ops.cast(negatives, targets.dtype)])  # [M + S]
@@ -122,12 +146,17 @@ class GRU4RecNetwork(keras.Model):
         rows = ops.arange(ops.shape(targets)[0])
         own = ops.expand_dims(rows, 1) == ops.expand_dims(ops.arange(ops.shape(sampled)[0]), 0)  # column i
         copy = ops.expand_dims(targets, 1) == ops.expand_dims(sampled, 0)
-        excluded = (copy & ~own) | ops.expand_dims(sampled == 0, 0)
-        logits = ops.where(excluded, EXCLUDED, logits)
-        positive = ops.take_along_axis(logits, ops.expand_dims(rows, 1), axis=1)[:, 0]  # s_t(i_{t+1})
+        padding = ops.expand_dims(sampled == 0, 0)
+        positive = ops.take_along_axis(logits, ops.expand_dims(rows, 1), axis=1)[:, 0]  # r_i = s_t(i_{t+1})
+        if self.gru_loss == "bpr_max":
+            per_target = bpr_max(positive, logits, ~(copy | padding), self.gru_bpreg)
+        else:
+            per_target = (
+                ops.logsumexp(ops.where((copy & ~own) | padding, EXCLUDED, logits), axis=1) - positive
+            )
         weight = ops.cast(targets > 0, "float32")
         count = ops.sum(weight)
-        loss = ops.sum((ops.logsumexp(logits, axis=1) - positive) * weight) / ops.maximum(count, 1.0)
+        loss = ops.sum(per_target * weight) / ops.maximum(count, 1.0)
         return loss, count
 
     def train_step(self, data):
@@ -149,7 +178,23 @@ class GRU4RecNetwork(keras.Model):
             "dim": self.dim,
             "dropout": self.dropout_rate,
             "hyperparameters": self.hyperparameters,
+            "gru_loss": self.gru_loss,
+            "gru_bpreg": self.gru_bpreg,
         }
+
+
+def bpr_max(positive, scores, negative, bpreg: float):
+    """BPR-max (Hidasi & Karatzoglou 2018) per target: positive float[M] (r_i), scores float[M, C]
+    (r_j), negative bool[M, C] (which columns are negatives of each row) -> float[M]:
+
+        -log(sum_j s_j * sigmoid(r_i - r_j) + 1e-24) + bpreg * sum_j s_j * r_j^2
+
+    with s_j = exp(r_j) / sum_k exp(r_k), j and k over the row's negatives only. A row without
+    negatives gives -log(1e-24) and no gradient.
+    """
+    weights = ops.softmax(ops.where(negative, scores, EXCLUDED), axis=1) * ops.cast(negative, scores.dtype)
+    ranking = ops.sum(weights * ops.sigmoid(ops.expand_dims(positive, 1) - scores), axis=1)
+    return -ops.log(ranking + 1e-24) + bpreg * ops.sum(weights * ops.square(scores), axis=1)
 
 
 def session_sequences(train: pd.DataFrame, max_events: int = MAX_EVENTS) -> np.ndarray:
@@ -174,24 +219,23 @@ def session_sequences(train: pd.DataFrame, max_events: int = MAX_EVENTS) -> np.n
 
 
 class GRU4Rec(Recommender):
-    """Session-based GRU next-item model (module docstring), trained with sampled cross-entropy.
+    """Session-based GRU next-item model (module docstring), trained with a sampled loss.
 
     Uses from the config: dim (embedding and hidden size), dropout, learning_rate (Adam; the
     `optimizer` field is not used), batch_size (target positions per batch; 256 by default,
     `GRU4REC_DEFAULTS`, as the paper's 1024 needs ~30 epochs to converge), epochs, patience,
-    seed, verbose. `n_sample`: shared popularity-sampled negatives per batch. Not used: seq_len
-    (a session is read whole, up to 50 items), negatives and the CNN / MLP / ALS fields.
+    seed, verbose, and GRU4Rec's own gru_loss ("cross_entropy" or "bpr_max"), gru_samples
+    (popularity-sampled negatives shared by a batch), gru_sample_alpha (P(item) ~ count^alpha)
+    and gru_bpreg (BPR-max's score regularisation). Not used: seq_len (a session is read whole,
+    up to 50 items), negatives and the CNN / MLP / ALS fields.
     Learned: network_ (a `GRU4RecNetwork`), n_items_.
     """
 
     name = "gru4rec"
     session_based = True
 
-    def __init__(self, config: ModelConfig | None = None, *, n_sample: int = N_SAMPLE, **overrides) -> None:
+    def __init__(self, config: ModelConfig | None = None, **overrides) -> None:
         super().__init__(config or ModelConfig().replace(**GRU4REC_DEFAULTS), **overrides)
-        if n_sample < 0:
-            raise ValueError(f"n_sample must be >= 0, got {n_sample}.")
-        self.n_sample = n_sample
 
     # ------------------------------------------------------------------ training
     def training_sequences(self, split: Split) -> np.ndarray:
@@ -209,12 +253,20 @@ class GRU4Rec(Recommender):
         keras.utils.set_random_seed(c.seed)
         rng = np.random.default_rng(c.seed)
         self._set_network(
-            GRU4RecNetwork(split.n_items, c.dim, c.dropout, self._hyperparameters(), name=self.name)
+            GRU4RecNetwork(
+                split.n_items,
+                c.dim,
+                c.dropout,
+                self._hyperparameters(),
+                gru_loss=c.gru_loss,
+                gru_bpreg=c.gru_bpreg,
+                name=self.name,
+            )
         )
         self.network_.compile(optimizer=keras.optimizers.Adam(c.learning_rate), jit_compile=False)
         n_targets = (sessions[:, 1:] > 0).sum(axis=1)
         counts = np.bincount(split.train["item"].to_numpy(), minlength=split.n_items + 1)[1:]
-        cumulative = np.cumsum(counts.astype(np.float64) ** SAMPLE_ALPHA)
+        cumulative = np.cumsum(counts.astype(np.float64) ** c.gru_sample_alpha)
 
         def run_epoch(epoch: int) -> float:
             batches = [
@@ -237,8 +289,10 @@ class GRU4Rec(Recommender):
         )
 
     def _sample(self, cumulative: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """int32[n_sample] items 1..n_items drawn with replacement, P(j) ~ count(j)^SAMPLE_ALPHA."""
-        drawn = np.searchsorted(cumulative, rng.random(self.n_sample) * cumulative[-1], side="right")
+        """int32[gru_samples] items 1..n_items drawn with replacement, P(j) ~ count(j)^gru_sample_alpha
+        (`cumulative`: the running sum of count^alpha)."""
+        draws = rng.random(self.config.gru_samples) * cumulative[-1]
+        drawn = np.searchsorted(cumulative, draws, side="right")
         return (np.minimum(drawn, len(cumulative) - 1) + 1).astype(np.int32)
 
     # ------------------------------------------------------------------ scoring
@@ -301,13 +355,18 @@ class GRU4Rec(Recommender):
             raise FileNotFoundError(f"no saved model at {path}; write one with model.save(path).")
         network = keras.saving.load_model(path, compile=False)
         settings = network.hyperparameters
+        if "n_sample" in settings:
+            raise ValueError(
+                f"{path} was saved by an older GRU4Rec (its n_sample is now ModelConfig.gru_samples); "
+                "train it again and save it."
+            )
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["config"].items()}
-        model = cls(ModelConfig(**config), n_sample=settings["n_sample"])
+        model = cls(ModelConfig(**config))
         model._set_network(network)
         return model
 
     def _hyperparameters(self) -> dict:
-        return {"config": asdict(self.config), "n_sample": self.n_sample}
+        return {"config": asdict(self.config)}
 
 
 def _length_bucketed_batches(
