@@ -721,7 +721,7 @@ def _local_times_in_utc(times: pd.Series, zone: str, where: str) -> tuple[np.nda
                 f"{zone} (the clocks skip it). Check {setting('timezone', zone)}, or write the times with "
                 "their zone (+02:00) or in UTC."
             )
-        local[unresolved] = first
+        local = local.mask(unresolved, first.reindex(local.index))  # no chained assignment (pandas 2.2)
     return _naive_utc(local), int(unresolved.sum())
 
 
