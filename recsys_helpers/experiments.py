@@ -178,7 +178,13 @@ class ExperimentResult:
 
 
 def train(
-    name: str, split: Split, *, cache: str | Path | None = None, final: bool = True, **overrides
+    name: str,
+    split: Split,
+    *,
+    cache: str | Path | None = None,
+    final: bool = True,
+    final_epochs: int | None = None,
+    **overrides,
 ) -> tuple[Recommender, History]:
     """Select on validation, then train the model that is tested (protocol: "Two fits").
 
@@ -191,6 +197,11 @@ def train(
        `history.final_epochs` / `final_seconds` say what it cost.
     `final=False` returns the selection fit itself (to inspect a model on validation targets).
 
+    `final_epochs`: an epoch count chosen on validation targets before (the tuned one,
+    `tuning.Settings.epochs`): no selection fit, only the final fit, for exactly that many epochs.
+    Half the training or less, at a price: the count was chosen with another model seed (the
+    tuning's), and the history has no validation scores.
+
     With `cache` (a folder), each fit is saved there under a key made of the model and its full
     configuration (verbosity aside), a fingerprint of the split
     it trains on (events, training rows, every candidate) and of the library's model code and
@@ -200,6 +211,13 @@ def train(
     """
     if split.stage == "final":
         raise ValueError("train() takes the selection split (load_split / leave_one_out), not split.final().")
+    if final_epochs is not None:
+        if not final or final_epochs < 1:
+            raise ValueError(f"final_epochs={final_epochs!r} needs final=True and a count of at least 1.")
+        model, final_history = _fit(name, split.final(), cache, overrides | {"epochs": final_epochs})
+        return model, History(
+            final_epochs=len(final_history.epoch), final_seconds=final_history.train_seconds
+        )
     model, history = _fit(name, split, cache, overrides)
     if not history.valid_hr and len(split.valid):
         result = evaluate(model, split, "valid")
@@ -245,6 +263,7 @@ def run_experiment(
     settings: dict[str, dict] | None = None,
     out: str | Path | None = None,
     report_only: bool = False,
+    tuned_epochs: bool = False,
     **overrides,
 ) -> ExperimentResult:
     """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
@@ -263,8 +282,18 @@ def run_experiment(
     only the row in progress; called again, the rows stored under the same key (split, settings,
     library code) are reused, not recomputed (their models are not loaded: `models` lacks them).
     `report_only`: use the stored rows only, train nothing (the rows not stored yet are named).
+
+    `tuned_epochs`: each model whose `settings` (`tuning.Settings`) carry a tuned epoch count is
+    trained once per seed, the final fit only, for that count (`train(final_epochs=...)`; its
+    valid_hr@10 is NaN and epochs 0); the others as above.
     """
-    store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None)
+    if tuned_epochs and not hasattr(settings, "epochs"):
+        raise ValueError(
+            "tuned_epochs (--tuned-epochs) needs tuned settings (tuning.load_settings, --settings): "
+            "the epoch counts come from them."
+        )
+    final_epochs = {name: _tuned_epochs(name, settings) for name in models} if tuned_epochs else {}
+    store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None, final_epochs)
     rows, evaluations, trained, missing = [], {}, {}, []
     for name in models:
         for seed in seeds:
@@ -273,7 +302,8 @@ def run_experiment(
                 missing.append(f"{name} seed {seed}")
                 continue
             if reused is None:
-                row, result, model = _run_one(name, seed, split, full, cache, settings, overrides)
+                options = settings_for(name, settings) | overrides
+                row, result, model = _run_one(name, seed, split, full, cache, options, final_epochs.get(name))
                 store.put(row, result)
                 trained[(name, seed)] = model
             else:
@@ -306,12 +336,17 @@ def run_experiment(
     return ExperimentResult(table, evaluations, trained, split, shop, None if out is None else Path(out))
 
 
+def _tuned_epochs(name: str, settings) -> int | None:
+    """The tuned epoch count of a registry name (a wrapped model: that of the model it wraps)."""
+    return settings.epochs.get(split_name(name)[1])
+
+
 def _run_one(
-    name: str, seed: int, split: Split, full: bool, cache, settings, overrides
+    name: str, seed: int, split: Split, full: bool, cache, options: dict, final_epochs: int | None
 ) -> tuple[dict, Evaluation, Recommender]:
     """Train one (model, seed) and evaluate it on the test targets: its row, evaluation and model."""
     start = time.perf_counter()
-    model, history = train(name, split, cache=cache, seed=seed, **(settings_for(name, settings) | overrides))
+    model, history = train(name, split, cache=cache, seed=seed, final_epochs=final_epochs, **options)
     train_s = history.train_seconds if history.seconds else time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate(model, split, "test", full=full)
@@ -336,7 +371,7 @@ class _RunStore:
     on: the split, the model's settings and overrides, the ranking mode and the library's code.
     Without `out` it stores nothing and finds nothing."""
 
-    def __init__(self, out, split, models, seeds, settings, overrides, full, oracle):
+    def __init__(self, out, split, models, seeds, settings, overrides, full, oracle, final_epochs):
         self.store = ResultStore(out) if out is not None else None
         if self.store is None:
             return
@@ -344,7 +379,9 @@ class _RunStore:
         code = library_sources()
         self.split = fingerprint("split", split, [])
         self.keys = {
-            (name, seed): fingerprint([name, seed, settings_for(name, settings) | fixed, full], split, code)
+            (name, seed): fingerprint(
+                [name, seed, settings_for(name, settings) | fixed, full, final_epochs.get(name)], split, code
+            )
             for name in models
             for seed in seeds
         }

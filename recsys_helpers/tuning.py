@@ -368,9 +368,19 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def load_settings(path: str | Path) -> dict[str, dict]:
-    """{model: hyper-parameter overrides} from a settings file written by `tune`; a missing file,
-    broken JSON, an unknown model or an unknown hyper-parameter is one clear ValueError."""
+class Settings(dict):
+    """{model: hyper-parameter overrides}, as `tune` chose them, and `epochs`: {model: the epoch
+    count at which its chosen trial scored best on validation} (models with epochs only). The
+    count lets a tested model skip its own selection fit (`experiments.train(final_epochs=...)`)."""
+
+    def __init__(self, params: dict[str, dict], epochs: dict[str, int] | None = None) -> None:
+        super().__init__(params)
+        self.epochs = dict(epochs or {})
+
+
+def load_settings(path: str | Path) -> Settings:
+    """The `Settings` of a file written by `tune`; a missing file, broken JSON, an unknown model or
+    an unknown hyper-parameter is one clear ValueError."""
     from .models.base import ModelConfig
 
     path = Path(path)
@@ -385,7 +395,7 @@ def load_settings(path: str | Path) -> dict[str, dict]:
             f"{path} is not a settings file of `tune` (JSON with a 'models' map): {error}"
         ) from error
     known = {f.name for f in fields(ModelConfig)}
-    overrides = {}
+    overrides, epochs = {}, {}
     for name, entry in models.items():
         try:
             split_name(name)
@@ -398,7 +408,9 @@ def load_settings(path: str | Path) -> dict[str, dict]:
         if unknown:
             raise ValueError(f"{path}: model {name!r} has unknown hyper-parameter(s) {unknown}.")
         overrides[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return overrides
+        if isinstance(entry.get("best_epoch"), int) and entry["best_epoch"] > 0:
+            epochs[name] = entry["best_epoch"]
+    return Settings(overrides, epochs)
 
 
 def settings_for(name: str, settings: dict[str, dict] | None) -> dict:
@@ -421,9 +433,7 @@ def default_settings(dataset: str, scale: str) -> Path | None:
     )
 
 
-def resolve_settings(
-    choice: str | Path | None, dataset: str, scale: str
-) -> tuple[dict[str, dict] | None, str]:
+def resolve_settings(choice: str | Path | None, dataset: str, scale: str) -> tuple[Settings | None, str]:
     """The settings a run uses, and one line saying where they come from. `choice`: "default" (the
     committed settings of this dataset and scale, if any, else the paper's defaults), None or
     "none" (the paper's defaults), or the path of a settings file written by `tune`."""
@@ -445,6 +455,7 @@ __all__ = [
     "Choice",
     "Float",
     "Int",
+    "Settings",
     "check_models",
     "default_settings",
     "load_settings",

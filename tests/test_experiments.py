@@ -12,6 +12,7 @@ from recsys_helpers.experiments import (
     verdict,
     write_report,
 )
+from recsys_helpers.models import make_model
 from recsys_helpers.protocol import leave_one_out
 from tests.helpers import synthetic_split
 
@@ -158,6 +159,37 @@ def test_the_final_fit_runs_the_epochs_the_selection_fit_chose(shop_and_split):
     assert len(history.epoch) == min(4, history.best_epoch + 1)  # patience 1 after the best epoch
     with pytest.raises(ValueError, match="not split.final"):
         train("ite", split.final())
+
+
+def test_a_tuned_epoch_count_skips_the_selection_fit(shop_and_split):
+    _, split = shop_and_split
+    model, history = train("ite", split, final_epochs=2, seed=0, verbose=0)
+    assert history.epoch == [] and history.valid_hr == [] and history.best_epoch is None  # no selection fit
+    assert history.final_epochs == model.config.epochs == 2 and history.final_seconds > 0
+    direct = make_model("ite", epochs=2, seed=0, verbose=0)
+    direct.fit(split.final())  # what the final fit is: seeded, so the same model
+    assert (evaluate(model, split, "test").ranks == evaluate(direct, split, "test").ranks).all()
+    with pytest.raises(ValueError, match="final_epochs=0"):
+        train("ite", split, final_epochs=0)
+
+
+def test_run_experiment_takes_the_epoch_counts_from_tuned_settings(shop_and_split):
+    from recsys_helpers.tuning import Settings
+
+    _, split = shop_and_split
+    settings = Settings({"ite": {"dim": 8}, "mf": {"factors": 8}}, epochs={"ite": 2})
+    result = run_experiment(
+        split, ["mf", "seen_first+ite"], [0], settings=settings, tuned_epochs=True, verbose=0
+    )
+    table = result.table.set_index("model")
+    assert table.loc["seen_first+ite", ["epochs", "final_epochs"]].tolist() == [
+        0,
+        2,
+    ]  # the wrapped model's count
+    assert result.models["seen_first+ite", 0].inner.config.dim == 8
+    assert table.loc["mf", "valid_hr@10"] > 0  # no tuned count: selected on validation as before
+    with pytest.raises(ValueError, match="needs tuned settings"):
+        run_experiment(split, ["ite"], [0], settings={"ite": {}}, tuned_epochs=True)
 
 
 def test_the_same_models_can_be_rescored_on_hard_negatives(shop_and_split):
