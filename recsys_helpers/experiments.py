@@ -285,14 +285,15 @@ def run_experiment(
 
     `tuned_epochs`: each model whose `settings` (`tuning.Settings`) carry a tuned epoch count is
     trained once per seed, the final fit only, for that count (`train(final_epochs=...)`; its
-    valid_hr@10 is NaN and epochs 0); the others as above.
+    valid_hr@10 is NaN and epochs 0); an `epochs` override caps the count. The others as above.
     """
     if tuned_epochs and not hasattr(settings, "epochs"):
         raise ValueError(
             "tuned_epochs (--tuned-epochs) needs tuned settings (tuning.load_settings, --settings): "
             "the epoch counts come from them."
         )
-    final_epochs = {name: _tuned_epochs(name, settings) for name in models} if tuned_epochs else {}
+    cap = overrides.get("epochs")
+    final_epochs = {name: _tuned_epochs(name, settings, cap) for name in models} if tuned_epochs else {}
     store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None, final_epochs)
     rows, evaluations, trained, missing = [], {}, {}, []
     for name in models:
@@ -336,9 +337,11 @@ def run_experiment(
     return ExperimentResult(table, evaluations, trained, split, shop, None if out is None else Path(out))
 
 
-def _tuned_epochs(name: str, settings) -> int | None:
-    """The tuned epoch count of a registry name (a wrapped model: that of the model it wraps)."""
-    return settings.epochs.get(split_name(name)[1])
+def _tuned_epochs(name: str, settings, cap: int | None) -> int | None:
+    """The tuned epoch count of a registry name (a wrapped model: that of the model it wraps), at
+    most `cap` (an `epochs` override) when given; None for a model without one."""
+    epochs = settings.epochs.get(split_name(name)[1])
+    return epochs if epochs is None or cap is None else min(epochs, cap)
 
 
 def _run_one(

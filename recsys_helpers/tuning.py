@@ -369,13 +369,20 @@ def _short(value) -> str:
 
 
 class Settings(dict):
-    """{model: hyper-parameter overrides}, as `tune` chose them, and `epochs`: {model: the epoch
-    count at which its chosen trial scored best on validation} (models with epochs only). The
-    count lets a tested model skip its own selection fit (`experiments.train(final_epochs=...)`)."""
+    """{model: hyper-parameter overrides}, as `tune` chose them; `epochs`: {model: the epoch count
+    at which its chosen trial scored best on validation} (models with epochs only), which lets a
+    tested model skip its own selection fit (`experiments.train(final_epochs=...)`); `valid_hr`:
+    {model: that trial's validation HR@10}, the best of all trials (so biased upwards)."""
 
-    def __init__(self, params: dict[str, dict], epochs: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        params: dict[str, dict],
+        epochs: dict[str, int] | None = None,
+        valid_hr: dict[str, float] | None = None,
+    ) -> None:
         super().__init__(params)
         self.epochs = dict(epochs or {})
+        self.valid_hr = dict(valid_hr or {})
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -395,7 +402,7 @@ def load_settings(path: str | Path) -> Settings:
             f"{path} is not a settings file of `tune` (JSON with a 'models' map): {error}"
         ) from error
     known = {f.name for f in fields(ModelConfig)}
-    overrides, epochs = {}, {}
+    overrides, epochs, valid_hr = {}, {}, {}
     for name, entry in models.items():
         try:
             split_name(name)
@@ -410,7 +417,9 @@ def load_settings(path: str | Path) -> Settings:
         overrides[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         if isinstance(entry.get("best_epoch"), int) and entry["best_epoch"] > 0:
             epochs[name] = entry["best_epoch"]
-    return Settings(overrides, epochs)
+        if isinstance(entry.get("valid_hr@10"), float):
+            valid_hr[name] = entry["valid_hr@10"]
+    return Settings(overrides, epochs, valid_hr)
 
 
 def settings_for(name: str, settings: dict[str, dict] | None) -> dict:

@@ -188,6 +188,8 @@ def test_run_experiment_takes_the_epoch_counts_from_tuned_settings(shop_and_spli
     ]  # the wrapped model's count
     assert result.models["seen_first+ite", 0].inner.config.dim == 8
     assert table.loc["mf", "valid_hr@10"] > 0  # no tuned count: selected on validation as before
+    capped = run_experiment(split, ["ite"], [0], settings=settings, tuned_epochs=True, epochs=1, verbose=0)
+    assert capped.table["final_epochs"].tolist() == [1]  # an epochs override caps the tuned count
     with pytest.raises(ValueError, match="needs tuned settings"):
         run_experiment(split, ["ite"], [0], settings={"ite": {}}, tuned_epochs=True)
 

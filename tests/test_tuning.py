@@ -99,6 +99,7 @@ def test_tuning_more_models_into_the_same_folder_keeps_the_earlier_ones_but_neve
     loaded = load_settings(tmp_path / "settings.json")
     assert set(settings["models"]) == {"mf", "ite"} == set(loaded)
     assert loaded.epochs == {"ite": settings["models"]["ite"]["best_epoch"]}  # MF has no epochs to carry
+    assert loaded.valid_hr == {name: entry["valid_hr@10"] for name, entry in settings["models"].items()}
     with pytest.raises(ValueError, match="tuned on other data"):
         tune(split, ["mf"], trials=2, out=tmp_path, describe={"dataset": "another shop"})
 
