@@ -14,10 +14,10 @@ MAX_CODE_LINES, MAX_OUTPUT_LINES = 20, 40
 # The frame is being rolled out notebook by notebook (by number); each still breaks the rule it is
 # listed under. Strict: a notebook that starts to pass must leave its list.
 NOT_YET = {
-    "frame": {"00", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"},
-    "outputs": {"02", "08", "11"},
+    "frame": {"00", "03", "04", "05", "06", "07", "08", "09", "10", "11"},
+    "outputs": {"08", "11"},
     "code": {"07"},
-    "numbers": {"00", "02", "04", "07", "08"},
+    "numbers": {"00", "04", "07", "08"},
 }
 
 # Numbers prose may state without an output: the paper's own figures and fixed constants.
@@ -25,6 +25,8 @@ ALLOWED = {
     "0.159",  # the paper's best HR@10 on RetailRocket (Table 2)
     "83,274",  # RetailRocket's items after the paper's filter (Table 1)
     "36,751",  # RetailRocket's users after the paper's filter (Table 1)
+    "0.05",  # the tests' level: 95% intervals, p < 0.05
+    "2,000",  # bootstrap resamples (metrics.bootstrap_ci)
 }
 
 # A decimal (0.201, 16.5) or a number with thousands separators (3,678), not part of a longer token.
