@@ -1,11 +1,13 @@
-"""Descriptive statistics of an interaction log (long tails, the funnel, sessions, categories), and
-analyses of trained models (what each stage of a two-stage head ranks)."""
+"""Descriptive statistics of an interaction log (long tails, the funnel, sessions, categories), what
+the synthetic shop planted in its log (from the generator's ground truth), and analyses of trained
+models (what each stage of a two-stage head ranks)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from .data import SyntheticShop
 from .data.preprocess import Interactions
 from .evaluation import Evaluation, model_inputs
 from .metrics import rank_of_positive
@@ -59,6 +61,77 @@ def gaps_between_sessions(data: Interactions) -> pd.Series:
     same_user = table["user"].to_numpy()[1:] == table["user"].to_numpy()[:-1]
     hours = np.diff(table["start"].to_numpy()).astype("timedelta64[s]").astype(float) / 3600
     return pd.Series(hours[same_user], name="hours")
+
+
+def shop_mechanisms(shop: SyntheticShop) -> dict[str, np.ndarray]:
+    """What the generator planted, measured on the log it wrote (all active users, before the
+    >= 5-interactions filter), one array per mechanism:
+
+    * "top_taste": float[n_users], each user's share of taste in their favourite category;
+    * "intent_change": bool[n_pairs], for consecutive sessions of a user, whether the second
+      browses another category than the first (short-term intent is not long-term taste);
+    * "chain": bool[n_view_pairs], for consecutive views in a session, whether the second is the
+      chain successor of the first (item-to-item patterns);
+    * "taste_overlap": float[n_shifted], for each user whose interest shifts, sum_c min(before,
+      after) of the two tastes (1: no change, 0: disjoint categories);
+    * "cart_origin": str[n_carts], where the user first viewed each cart's item: "this session",
+      "an earlier session" or "never viewed" (repeat purchases);
+    * "funnel": int[3], sessions, carts, transactions.
+    """
+    user, intent = shop.session_user, shop.session_intent
+    same_user = user[1:] == user[:-1]
+    view_session = np.repeat(np.arange(len(user)), np.diff(shop.view_ptr))
+    same_session = view_session[1:] == view_session[:-1]
+    views = shop.view_item
+    shifted = ~np.isnat(shop.shift_time)
+    return {
+        "top_taste": shop.taste.max(axis=1),
+        "intent_change": (intent[1:] != intent[:-1])[same_user],
+        "chain": (views[1:] == shop.item_next[views[:-1]])[same_session],
+        "taste_overlap": np.minimum(shop.taste[shifted], shop.shifted_taste[shifted]).sum(axis=1),
+        "cart_origin": _cart_origin(shop),
+        "funnel": np.array([len(user), len(shop.decision_item), int((~np.isnat(shop.checkout_time)).sum())]),
+    }
+
+
+def _cart_origin(shop: SyntheticShop) -> np.ndarray:
+    """Per cart: "this session" when the user first viewed its item in the cart's session, "an
+    earlier session" when in one of their earlier sessions, else "never viewed"."""
+    n_items = len(shop.item_raw)
+    view_session = np.repeat(np.arange(len(shop.session_user)), np.diff(shop.view_ptr))
+    view_key = shop.session_user[view_session] * n_items + shop.view_item
+    first_session = pd.Series(view_session).groupby(view_key).min()
+    session = shop.decision_session
+    first = first_session.reindex(shop.session_user[session] * n_items + shop.decision_item).to_numpy()
+    return np.select(
+        [first == session, first < session], ["this session", "an earlier session"], "never viewed"
+    )
+
+
+def shop_knobs(shop: SyntheticShop) -> pd.DataFrame:
+    """Each mechanism's knob (`ShopConfig`) beside what it produced in the log (`shop_mechanisms`)."""
+    c, m = shop.config, shop_mechanisms(shop)
+    sessions, carts, transactions = m["funnel"]
+    origin = pd.Series(m["cart_origin"]).value_counts(normalize=True)
+    rows = [
+        ("long-term taste", f"taste_concentration = {c.taste_concentration}",
+         "median share of a user's favourite category", np.median(m["top_taste"])),
+        ("session intent", f"{c.n_categories} categories",
+         "consecutive sessions of a user in different categories", m["intent_change"].mean()),
+        ("item chains", f"p_chain = {c.p_chain}",
+         "consecutive views that follow the chain", m["chain"].mean()),
+        ("interest shift", f"shift_fraction = {c.shift_fraction}",
+         "users whose taste shifts", float(np.mean(~np.isnat(shop.shift_time)))),
+        ("interest shift", f"shift_share = {c.shift_share}",
+         "median taste overlap, before vs after the shift", np.median(m["taste_overlap"])),
+        ("repeat purchases", f"w_viewed = {c.w_viewed}",
+         "carts of an item first viewed in the same session", origin.get("this session", 0.0)),
+        ("repeat purchases", "(any component)",
+         "carts of an item first viewed in an earlier session", origin.get("an earlier session", 0.0)),
+        ("funnel", f"p_buy = {c.p_buy}", "sessions that end with a cart", carts / sessions),
+        ("funnel", f"p_checkout = {c.p_checkout}", "carts that become a transaction", transactions / carts),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["mechanism", "knob", "measured in the log", "value"]).round(3)
 
 
 def interest_shift(

@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import analysis
+from .data import SyntheticShop
 from .data.preprocess import Interactions
 
 
@@ -65,6 +66,50 @@ def category_mix(data: Interactions, top: int = 15) -> plt.Figure:
     ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     return fig
+
+
+def shop_mechanisms(shop: SyntheticShop) -> plt.Figure:
+    """One panel per mechanism the synthetic shop plants (`analysis.shop_mechanisms`), each with
+    its knob in the title."""
+    c, m = shop.config, analysis.shop_mechanisms(shop)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+    (taste, intent, chain), (shift, origin, funnel) = axes
+    sns.histplot(m["top_taste"], bins=30, ax=taste, color="tab:blue")
+    taste.axvline(1 / c.n_categories, color="grey", linestyle=":", label=f"uniform (1/{c.n_categories})")
+    taste.set(xlabel="share of taste in the favourite category", ylabel="users", title="long-term taste")
+    taste.legend(loc="upper right", fontsize=8)
+    _share_bars(intent, {"same": 1 - m["intent_change"].mean(), "another": m["intent_change"].mean()})
+    intent.set(xlabel="category of the next session", title="session intent (one category per session)")
+    _share_bars(chain, {"follows the chain": m["chain"].mean(), "does not": 1 - m["chain"].mean()})
+    chain.set(xlabel="the next view in a session", title=f"item chains (p_chain = {c.p_chain})")
+    sns.histplot(m["taste_overlap"], bins=20, binrange=(0, 1), ax=shift, color="tab:purple")
+    shift.set(
+        xlabel="taste overlap, before vs after", ylabel="users",
+        title=f"interest shift ({len(m['taste_overlap']):,} users)",
+    )  # fmt: skip
+    shares = pd.Series(m["cart_origin"]).value_counts(normalize=True)
+    _share_bars(origin, shares.reindex(["this session", "an earlier session", "never viewed"]).to_dict())
+    origin.set(xlabel="the cart's item was first viewed", title=f"repeat purchases (w_viewed = {c.w_viewed})")
+    sns.barplot(x=["sessions", "carts", "transactions"], y=m["funnel"], ax=funnel, color="tab:blue")
+    for i, n in enumerate(m["funnel"]):
+        funnel.text(i, n, f"{n:,}", ha="center", va="bottom", fontsize=8)
+    funnel.set(
+        ylabel="count",
+        ylim=(0, 1.15 * m["funnel"].max()),
+        title=f"the funnel (p_buy = {c.p_buy}, p_checkout = {c.p_checkout})",
+    )
+    fig.suptitle(
+        f"What the synthetic shop plants ({c.n_users:,} users, {c.n_items:,} items, seed {shop.seed})"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _share_bars(ax: plt.Axes, shares: dict[str, float]) -> None:
+    sns.barplot(x=list(shares), y=list(shares.values()), ax=ax, color="tab:green")
+    for i, share in enumerate(shares.values()):
+        ax.text(i, share, f"{share:.0%}", ha="center", va="bottom", fontsize=8)
+    ax.set(ylabel="share", ylim=(0, 1.1))
 
 
 def metric_bars(summary: pd.DataFrame, metrics: tuple[str, ...] = ("hr@10", "ndcg@10")) -> plt.Figure:

@@ -104,3 +104,32 @@ def test_the_case_study_rule_prefers_a_qualifying_shift_user_and_falls_back_with
     assert rule == "the test user with the longest history" and earlier[index] == earlier.max()
     without = type(data)(data.events.drop(columns="category_id"), data.user_ids, data.item_ids)
     assert data.has_categories() and not without.has_categories()
+
+
+def test_the_shop_measures_each_planted_mechanism_where_its_knob_decides_it():
+    from recsys_helpers.analysis import shop_knobs, shop_mechanisms
+    from recsys_helpers.data import generate_shop
+
+    # Every cart re-picks a viewed item, every view follows the chain, nobody shifts.
+    pinned = dict(w_viewed=1.0, w_complement=0.0, w_intent=0.0, w_taste=0.0, p_chain=1.0, shift_fraction=0.0)
+    shop = generate_shop("ci", seed=0, **pinned)
+    m = shop_mechanisms(shop)
+    assert m["chain"].all() and len(m["chain"]) == len(shop.view_item) - len(shop.session_user)
+    assert "never viewed" not in set(m["cart_origin"]) and len(m["cart_origin"]) == len(shop.decision_item)
+    assert len(m["taste_overlap"]) == 0
+    counts = shop.events["event"].value_counts()
+    assert m["funnel"].tolist() == [len(shop.session_user), counts["addtocart"], counts["transaction"]]
+    assert ((1 / shop.config.n_categories <= m["top_taste"]) & (m["top_taste"] <= 1)).all()
+    table = shop_knobs(shop).set_index("measured in the log")["value"]
+    assert table["consecutive views that follow the chain"] == 1.0
+    assert table["users whose taste shifts"] == 0.0
+
+
+def test_a_shifted_users_taste_overlap_is_below_one_and_an_item_bought_unseen_is_never_viewed():
+    from recsys_helpers.analysis import shop_mechanisms
+    from recsys_helpers.data import generate_shop
+
+    unseen = dict(w_viewed=0.0, w_complement=0.0, w_intent=0.0, w_taste=1.0, shift_fraction=1.0)
+    m = shop_mechanisms(generate_shop("ci", seed=1, **unseen))
+    assert len(m["taste_overlap"]) > 0 and (m["taste_overlap"] < 1).all()
+    assert (m["cart_origin"] == "never viewed").mean() > 0.5  # taste draws rarely hit a viewed item

@@ -60,3 +60,13 @@ def test_cnn_filters_draws_one_panel_per_height_and_the_vertical_weights():
     assert [ax.get_title() for ax in axes] == ["height 1", "height 2", "height 3", "vertical weights"]
     assert [len(ax.get_xticklabels()) for ax in axes[:3]] == [5, 4, 3]  # L - h + 1 window starts
     assert [t.get_text() for t in axes[3].get_yticklabels()] == ["t-5", "t-4", "t-3", "t-2", "t-1"]
+
+
+def test_the_shop_figure_has_one_panel_per_mechanism_with_its_knob_in_the_title():
+    from recsys_helpers.data import generate_shop
+    from recsys_helpers.plots import shop_mechanisms
+
+    fig = shop_mechanisms(generate_shop("ci", seed=0))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 6 and "item chains (p_chain = 0.4)" in titles
+    assert "repeat purchases (w_viewed = 0.45)" in titles

@@ -383,7 +383,7 @@ def generate_shop(scale: str | ShopConfig = "course", seed: int = 0, **overrides
     session_start = (START + start_ms.astype(np.int64).astype("timedelta64[ms]")).astype("datetime64[ms]")
     shift_time = np.full(c.n_users, np.datetime64("NaT"), dtype="datetime64[ms]")
     shift_users = session_user[is_shifted]
-    first = np.r_[True, shift_users[1:] != shift_users[:-1]]
+    first = np.r_[True, shift_users[1:] != shift_users[:-1]][: len(shift_users)]  # none: shift_fraction 0
     shift_time[shift_users[first]] = session_start[is_shifted][first]
 
     def current_taste(sessions: np.ndarray) -> np.ndarray:
