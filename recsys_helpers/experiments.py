@@ -264,6 +264,7 @@ def run_experiment(
     out: str | Path | None = None,
     report_only: bool = False,
     tuned_epochs: bool = False,
+    progress: str = "rows",
     **overrides,
 ) -> ExperimentResult:
     """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
@@ -286,7 +287,12 @@ def run_experiment(
     `tuned_epochs`: each model whose `settings` (`tuning.Settings`) carry a tuned epoch count is
     trained once per seed, the final fit only, for that count (`train(final_epochs=...)`; its
     valid_hr@10 is NaN and epochs 0); an `epochs` override caps the count. The others as above.
+
+    `progress`: "rows" prints a line per model and seed as it is evaluated (the command line's
+    log); "models" a line per model once its seeds are done (means over the seeds: a notebook's).
     """
+    if progress not in ("rows", "models"):
+        raise ValueError(f"progress must be 'rows' or 'models', got {progress!r}.")
     if tuned_epochs and not hasattr(settings, "epochs"):
         raise ValueError(
             "tuned_epochs (--tuned-epochs) needs tuned settings (tuning.load_settings, --settings): "
@@ -311,12 +317,16 @@ def run_experiment(
                 row, result = reused
             rows.append(row)
             evaluations[(name, seed)] = result
+            if progress == "rows":
+                print(
+                    f"[{name} seed {seed}] {_progress_line([row])}"
+                    + ("  (stored)" if reused is not None else ""),
+                    flush=True,
+                )
+        done = [row for row in rows if row["model"] == name]
+        if progress == "models" and done:
             print(
-                f"[{name} seed {seed}] HR@10 {row['hr@10']:.4f} (repeat {row['hr@10_repeat']:.4f}, "
-                f"new {row['hr@10_new']:.4f})  NDCG@10 {row['ndcg@10']:.4f}  valid HR@10 "
-                f"{row['valid_hr@10']:.4f}  train {row['train_s']:.1f} s  eval {row['eval_s']:.1f} s"
-                + ("  (stored)" if reused is not None else ""),
-                flush=True,
+                f"[{name}] {len(done)} seed{'s' if len(done) > 1 else ''}: {_progress_line(done)}", flush=True
             )
     if missing and len(missing) == len(models) * len(seeds):
         raise ValueError(f"no stored rows in {out} for these models and seeds: run without --report-only.")
@@ -335,6 +345,16 @@ def run_experiment(
         rows.append(row)
     table = pd.DataFrame(rows).drop(columns=["key", "split"], errors="ignore")
     return ExperimentResult(table, evaluations, trained, split, shop, None if out is None else Path(out))
+
+
+def _progress_line(rows: list[dict]) -> str:
+    """Test HR@10 (repeat, new), NDCG@10 and validation HR@10 (means over `rows`), and the seconds."""
+    mean = pd.DataFrame(rows).mean(numeric_only=True)
+    return (
+        f"HR@10 {mean['hr@10']:.4f} (repeat {mean['hr@10_repeat']:.4f}, new {mean['hr@10_new']:.4f})  "
+        f"NDCG@10 {mean['ndcg@10']:.4f}  valid HR@10 {mean['valid_hr@10']:.4f}  "
+        f"train {mean['train_s']:.1f} s  eval {mean['eval_s']:.1f} s" + ("" if len(rows) == 1 else " (means)")
+    )
 
 
 def _tuned_epochs(name: str, settings, cap: int | None) -> int | None:

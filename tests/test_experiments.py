@@ -35,6 +35,19 @@ def test_one_row_per_model_and_seed_plus_the_oracle(shop_and_split, capsys):
     assert "[mf seed 1] HR@10" in capsys.readouterr().out
 
 
+def test_a_notebook_gets_one_progress_line_per_model_with_the_means_over_its_seeds(shop_and_split, capsys):
+    _, split = shop_and_split
+    result = run_experiment(split, ["popularity", "recently_viewed"], [0, 1], progress="models")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["[popularity]", "[recently_viewed]"]
+    mean = result.table.groupby("model")["hr@10"].mean()["recently_viewed"]
+    assert lines[1].startswith(f"[recently_viewed] 2 seeds: HR@10 {mean:.4f}") and lines[1].endswith(
+        "(means)"
+    )
+    with pytest.raises(ValueError, match="progress must be"):
+        run_experiment(split, ["popularity"], [0], progress="bar")
+
+
 def test_summary_has_cis_that_bracket_the_mean(shop_and_split):
     shop, split = shop_and_split
     summary = run_experiment(split, ["popularity"], [0], shop=shop).summary()
