@@ -14,7 +14,7 @@ MAX_CODE_LINES, MAX_OUTPUT_LINES = 20, 40
 # The frame is being rolled out notebook by notebook (by number); each still breaks the rule it is
 # listed under. Strict: a notebook that starts to pass must leave its list.
 NOT_YET = {
-    "frame": {"00", "03", "04", "05", "06", "07", "08", "09", "10", "11"},
+    "frame": {"00", "08"},
     "outputs": {"08", "11"},
     "code": {"07"},
     "numbers": {"00", "04", "07", "08"},
