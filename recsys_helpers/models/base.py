@@ -197,6 +197,10 @@ class Recommender(ABC):
     def fit(self, split: Split) -> History:
         """Learn from `split.train` (and early-stop on `split.valid`)."""
 
+    # True: score() also needs gaps= (hours from each sequence event to the target: the time
+    # features of repeat_explore and gated_first); `evaluation.evaluate` passes them to such models.
+    reads_gaps = False
+
     @abstractmethod
     def score(
         self,
@@ -207,18 +211,23 @@ class Recommender(ABC):
     ) -> np.ndarray:
         """users int64[n], sequences int64[n, L'] (last items, 0-padded left; L' >= seq_len),
         candidates int64[n, c], kinds int8[n, L'] (the sequence's event kinds, `protocol.KINDS`;
-        needed by models whose window is typed) -> float32[n, c]; higher means more likely bought."""
+        needed by models whose window is typed) -> float32[n, c]; higher means more likely bought.
+        Models with `reads_gaps` also take gaps float32[n, L'] (`protocol.event_gaps`)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
 
 def check_score_inputs(
-    users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds: np.ndarray | None = None
+    users: np.ndarray,
+    sequences: np.ndarray,
+    candidates: np.ndarray,
+    kinds: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
 ) -> None:
-    """Shapes must agree: users[n], sequences[n, L], candidates[n, c], kinds None or [n, L]."""
+    """Shapes must agree: users[n], sequences[n, L], candidates[n, c], kinds and gaps None or [n, L]."""
     n = len(users)
-    bad_kinds = kinds is not None and np.shape(kinds) != np.shape(sequences)
+    bad_kinds = any(x is not None and np.shape(x) != np.shape(sequences) for x in (kinds, gaps))
     if (
         np.ndim(sequences) != 2
         or np.ndim(candidates) != 2
@@ -229,5 +238,6 @@ def check_score_inputs(
         raise ValueError(
             f"score expects users[n], sequences[n, L], candidates[n, c] (and kinds[n, L]); got shapes "
             f"{np.shape(users)}, {np.shape(sequences)}, {np.shape(candidates)}"
-            f"{'' if kinds is None else f', kinds {np.shape(kinds)}'}."
+            f"{'' if kinds is None else f', kinds {np.shape(kinds)}'}"
+            f"{'' if gaps is None else f', gaps {np.shape(gaps)}'}."
         )
