@@ -14,7 +14,7 @@ MODEL_NAMES = (
     "cnn_hybrid",
 )
 # Models beyond the paper: created by name like the others, not part of "all" (Table 2's rows).
-BEYOND_PAPER = ("repeat_hybrid",)
+BEYOND_PAPER = ("repeat_hybrid", "repeat_explore")
 # Wrappers of any registered model, written "<wrapper>+<model>" (e.g. "seen_first+caser").
 WRAPPERS = ("seen_first",)
 

@@ -14,6 +14,7 @@ from .baselines import Popularity, RecentlyViewed, SeenFirst
 from .gru4rec import GRU4Rec
 from .mf import MF
 from .neural import ITE, Caser, CNNHybrid, NeuralRecommender, RepeatHybrid, RNNHybrid
+from .repeat_explore import RepeatExplore
 
 MODELS: dict[str, type[Recommender]] = dict(
     zip(
@@ -22,7 +23,9 @@ MODELS: dict[str, type[Recommender]] = dict(
         strict=True,
     )
 )
-BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(zip(BEYOND_PAPER, (RepeatHybrid,), strict=True))
+BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(
+    zip(BEYOND_PAPER, (RepeatHybrid, RepeatExplore), strict=True)
+)
 
 __all__ = [
     "GPUS",
@@ -42,6 +45,7 @@ __all__ = [
     "Popularity",
     "RNNHybrid",
     "RecentlyViewed",
+    "RepeatExplore",
     "RepeatHybrid",
     "SeenFirst",
     "Recommender",

@@ -58,6 +58,11 @@ class ModelConfig:
     window: str = "events"  # "events": the last L events; "distinct": the last L distinct items
     copy_len: int = 20  # repeat_hybrid: the latest events its copy path reads
     history_negatives: int = 0  # of the `negatives` per positive, how many are other items of its history
+    # repeat_explore: the weight of a training row that is not an explicit interaction (a view, a
+    # cart's later transaction) in its explore and repeat losses (explicit interactions weigh 1), and
+    # whether its explore head masks the user's touched items (False: an ablation).
+    view_weight: float = 0.25
+    explore_mask: bool = True
     # GRU4Rec's own training settings, the ones its authors tune (Hidasi & Czapp 2023): the loss
     # ("cross_entropy" or "bpr_max"), the popularity-sampled negatives shared by a batch (0: only
     # the batch's other targets), their exponent (P(item) ~ count^alpha: 0 uniform, 1 popularity)
@@ -97,6 +102,7 @@ class ModelConfig:
             "min_steps",
             "gru_samples",
             "gru_bpreg",
+            "view_weight",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -161,6 +167,10 @@ CASER_DEFAULTS = {
 HYBRID_DEFAULTS = {"event_kinds": True, "window": "distinct"}
 # ITE (Tran et al. 2021) trains its explicit stage with its own scheme (ModelConfig.explicit_loss).
 ITE_DEFAULTS = {"explicit_loss": "ite"}
+# repeat_explore counts batch_size in training rows (positives), as GRU4Rec counts targets, and
+# each contributes `negatives` popularity-sampled items to the batch's shared set: 256 x 8 = 2,048
+# shared negatives per step, GRU4Rec's own count (`gru_samples`).
+REPEAT_EXPLORE_DEFAULTS = {"batch_size": 256, "negatives": 8}
 
 
 @dataclass

@@ -112,11 +112,25 @@ class SeenFirst(Recommender):
         self.touched_, self.recency_ = touched, rank.astype(np.float32)
         return self
 
+    @property
+    def reads_gaps(self) -> bool:
+        return self.inner.reads_gaps
+
     def score(
-        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None
+        self, users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds=None, gaps=None
     ) -> np.ndarray:
         """-> float32[n, c]: touched candidates above all others, by recency; the rest as the inner model."""
-        scores = np.asarray(self.inner.score(users, sequences, candidates, kinds), dtype=np.float32)
+        return self.touched_first(
+            users, candidates, self._inner_scores(users, sequences, candidates, kinds, gaps)
+        )
+
+    def _inner_scores(self, users, sequences, candidates, kinds, gaps) -> np.ndarray:
+        extra = {"gaps": gaps} if self.inner.reads_gaps else {}
+        return np.asarray(self.inner.score(users, sequences, candidates, kinds, **extra), dtype=np.float32)
+
+    def touched_first(self, users: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The inner model's scores float32[n, c] with the users' touched candidates lifted above
+        all others, by recency (the class docstring's formula)."""
         if len(self.touched_) == 0:
             return scores
         keys = np.asarray(users, dtype=np.int64)[:, None] * (self.n_items_ + 1) + np.asarray(candidates)
