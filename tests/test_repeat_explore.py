@@ -1,4 +1,6 @@
-"""repeat_explore (the repeat/explore mixture) and its gate's features."""
+"""repeat_explore (the repeat/explore mixture), its gate's features, and the gated_first floor."""
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -6,15 +8,19 @@ import pytest
 
 from recsys_helpers.data import preprocess
 from recsys_helpers.evaluation import evaluate
+from recsys_helpers.experiments import run_experiment, train
 from recsys_helpers.models import (
+    BEYOND_PAPER_MODELS,
+    GatedFirst,
     History,
     RepeatExplore,
     SeenFirst,
     make_model,
 )
-from recsys_helpers.models.gate import gate_features, user_repeat_stats
+from recsys_helpers.models.gate import LogisticGate, gate_features, user_repeat_stats, user_totals
 from recsys_helpers.models.repeat_explore import RepeatExploreTask, last_occurrence, training_labels
 from recsys_helpers.protocol import event_gaps, leave_one_out
+from recsys_helpers.registry import split_name
 from recsys_helpers.store import ModelCache
 from tests.helpers import make_events, synthetic_split
 
@@ -231,3 +237,67 @@ def test_bad_parameters_are_one_clear_error(trained, ci_split):
         trained.score(users, items, ci_split.test.candidates, kinds)
     with pytest.raises(ValueError, match="score expects"):
         trained.score(users, items, ci_split.test.candidates, kinds, np.zeros((3, 50), np.float32))
+    with pytest.raises(ValueError, match="gated_first\\+<model>"):
+        split_name("gated_first+nope")
+
+
+def test_the_registry_creates_repeat_explore_and_gated_first_of_any_model():
+    assert list(BEYOND_PAPER_MODELS) == ["repeat_hybrid", "repeat_explore"]
+    assert split_name("gated_first+gru4rec") == ("gated_first", "gru4rec")
+    gated = make_model("gated_first+repeat_explore")
+    assert isinstance(gated, GatedFirst) and gated.name == "gated_first+repeat_explore"
+    assert gated.inner.config.batch_size == 256  # the wrapped model keeps its own defaults
+
+
+# ---------------------------------------------------------------------- gated_first
+class _Poisoned:
+    """Stands in for test targets: any read of them fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"gated_first read the test targets ({name})")
+
+    def __len__(self):
+        raise AssertionError("gated_first read the test targets (len)")
+
+
+def test_gated_first_fits_its_gate_on_validation_targets_and_never_reads_test_targets(ci_split):
+    poisoned = dataclasses.replace(ci_split, test=_Poisoned())
+    model = make_model("gated_first+popularity")
+    model.fit(poisoned)
+    users, items, kinds, gaps = _inputs(ci_split, "valid")
+    stats = user_totals(ci_split.events, ci_split.is_train, ci_split.n_users, ci_split.n_items)[users]
+    expected = LogisticGate().fit(gate_features(stats, items, kinds, gaps), ci_split.valid.repeat)
+    np.testing.assert_allclose(model.gate_.coef_, expected.coef_)
+    assert 0.0 < model.repeat_probability(users, items, kinds, gaps).mean() < 1.0
+
+
+def test_the_tested_gated_first_keeps_the_gate_of_the_selection_split(ci_split):
+    selection = make_model("gated_first+popularity")
+    selection.fit(ci_split)
+    tested, _ = train("gated_first+popularity", ci_split)
+    np.testing.assert_array_equal(tested.gate_.coef_, selection.gate_.coef_)
+    with pytest.raises(ValueError, match="fits its gate on validation targets"):
+        make_model("gated_first+popularity").fit(ci_split.final())
+
+
+def test_a_gated_first_row_reports_no_validation_score_of_its_own(ci_split):
+    table = run_experiment(ci_split, ["gated_first+popularity"], [0], verbose=0).table.set_index("model")
+    assert np.isnan(table.loc["gated_first+popularity", "valid_hr@10"])
+    assert 0 < table.loc["gated_first+popularity", "hr@10"] < 1
+
+
+@pytest.mark.parametrize("intercept, expected", [(9.0, [1, 8, 7, 2, 3, 5]), (-9.0, [2, 3, 8, 1, 5, 7])])
+def test_gated_first_puts_touched_items_first_only_for_users_its_gate_calls_repeaters(
+    tiny, intercept, expected
+):
+    # The tested fit: user 2 (index 1) touched 6, 7, 8, 1 before its test buy of 3; popularity
+    # counts: 2 twice, every other item once. A sure "repeat": the touched candidates first, the
+    # latest first (1, 8, 7), then by count (2, then 3 and 5 in candidate order); a sure "new":
+    # popularity's order alone.
+    model, _ = train("gated_first+popularity", tiny)
+    model.gate_.coef_[:] = 0.0
+    model.gate_.intercept_ = intercept
+    candidates = np.array([[2, 3, 8, 1, 5, 7]])
+    users, items, kinds, gaps = (x[1:] for x in _inputs(tiny))
+    scores = model.score(users, items, candidates, kinds, gaps)[0]
+    assert candidates[0, np.argsort(-scores, kind="stable")].tolist() == expected

@@ -1,6 +1,7 @@
 """The gate's simple features: will the user's next purchase be an item they touched before?
 
-`repeat_explore`'s learned gate reads nine numbers per request, numpy only:
+Both `repeat_explore` (its learned gate) and the `gated_first+<model>` floor (a logistic
+regression, `LogisticGate`) read the same nine numbers per request, numpy only:
 
     from the user's events before the request (`user_repeat_stats` for training rows,
     `user_totals` for a fit's users at scoring time):
@@ -87,3 +88,43 @@ def gate_features(stats: np.ndarray, items: np.ndarray, kinds: np.ndarray, gaps:
     n_explicit, n_repeat, n_touched = np.asarray(stats, dtype=np.float64).T
     user = np.column_stack([(n_repeat + 1) / (n_explicit + 2), np.log1p(n_explicit), np.log1p(n_touched)])
     return np.hstack([user.astype(np.float32), window_features(items, kinds, gaps)])
+
+
+class LogisticGate:
+    """P(repeat) = sigmoid(w . standardise(x) + b), fit by Newton's method (IRLS) with an L2 penalty
+    `l2` on w (not b), as scikit-learn's LogisticRegression(C=1 / l2) on standardised features.
+
+    Learned: mean_, scale_ float64[F] (constant features get scale 1), coef_ float64[F], intercept_.
+    """
+
+    def __init__(self, l2: float = 1.0, iterations: int = 50) -> None:
+        self.l2, self.iterations = l2, iterations
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LogisticGate:
+        """x float[n, F], y bool[n] -> self. Raises a ValueError when there is nothing to fit."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"LogisticGate.fit needs x[n, F] and y[n] with n >= 1; got shapes {x.shape} and {y.shape}."
+            )
+        self.mean_ = x.mean(axis=0)
+        scale = x.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        design = np.column_stack([(x - self.mean_) / self.scale_, np.ones(len(x))])
+        penalty = np.diag(np.r_[np.full(x.shape[1], self.l2), 0.0])
+        w = np.zeros(design.shape[1])
+        for _ in range(self.iterations):
+            p = 1 / (1 + np.exp(-design @ w))
+            gradient = design.T @ (p - y) + penalty @ w
+            hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(len(w))
+            step = np.linalg.solve(hessian, gradient)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        self.coef_, self.intercept_ = w[:-1], float(w[-1])
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """x float[n, F] -> P(repeat) float64[n]."""
+        z = ((np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return 1 / (1 + np.exp(-z))
