@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help=f"comma-separated model names: {', '.join(MODEL_NAMES + BEYOND_PAPER)}; 'all' (Table 2's "
         f"models: {', '.join(MODEL_NAMES)}) combines with others, e.g. all,repeat_hybrid; any model can "
-        "be wrapped as seen_first+<model>",
+        "be wrapped as seen_first+<model> or gated_first+<model>",
     )
     exp.add_argument(
         "--seeds",

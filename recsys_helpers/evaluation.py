@@ -107,6 +107,16 @@ def model_inputs(model, split: Split, which: str) -> tuple[np.ndarray, np.ndarra
     return split.targets(which).user, *split.windows(which, SEQUENCE_LENGTH, same_session=same_session)
 
 
+def time_inputs(model, split: Split, which: str) -> dict[str, np.ndarray]:
+    """{"gaps": float32[n, SEQUENCE_LENGTH]} (hours from each input event to the target, aligned
+    with `model_inputs`) for a model that reads them (`reads_gaps`), else {}: the extra keyword
+    arguments of its `score`."""
+    if not getattr(model, "reads_gaps", False):
+        return {}
+    same_session = getattr(model, "session_based", False)
+    return {"gaps": split.gaps(which, SEQUENCE_LENGTH, same_session=same_session)}
+
+
 def evaluate(
     model, split: Split, which: str = "test", full: bool = False, batch_size: int = 2048
 ) -> Evaluation:
@@ -115,17 +125,20 @@ def evaluate(
     if len(targets) == 0:
         raise ValueError(f"the split has no {which} targets to evaluate.")
     users, sequences, kinds = model_inputs(model, split, which)
+    times = time_inputs(model, split, which)
     ranks = np.empty(len(targets), dtype=np.int64)
     for start in range(0, len(targets), batch_size):
         part = slice(start, start + batch_size)
-        scores = np.asarray(model.score(users[part], sequences[part], targets.candidates[part], kinds[part]))
+        extra = {name: values[part] for name, values in times.items()}
+        scores = model.score(users[part], sequences[part], targets.candidates[part], kinds[part], **extra)
+        scores = np.asarray(scores)
         ranks[part] = rank_of_positive(scores[:, 0], scores[:, 1:])
-    full_ranks = _full_ranks(model, split, which, users, sequences, kinds) if full else None
+    full_ranks = _full_ranks(model, split, which, users, sequences, kinds, times) if full else None
     return Evaluation(ranks, full_ranks, targets.repeat)
 
 
 def _full_ranks(
-    model, split: Split, which: str, users, sequences, kinds, batch_size: int = 256
+    model, split: Split, which: str, users, sequences, kinds, times: dict, batch_size: int = 256
 ) -> np.ndarray:
     targets = split.targets(which)
     ptr, excluded = split.excluded_items(which)
@@ -135,7 +148,8 @@ def _full_ranks(
         stop = min(start + batch_size, len(targets))
         candidates = np.broadcast_to(all_items, (stop - start, split.n_items))
         part = slice(start, stop)
-        scores = np.asarray(model.score(users[part], sequences[part], candidates, kinds[part]))
+        extra = {name: values[part] for name, values in times.items()}
+        scores = np.asarray(model.score(users[part], sequences[part], candidates, kinds[part], **extra))
         ranks[start:stop] = count_beating(scores, targets.item[start:stop], ptr[start : stop + 1], excluded)
     return ranks
 
@@ -221,8 +235,9 @@ def top_items(model, split: Split, index: int, k: int = 10, which: str = "test")
     targets = split.targets(which)
     ptr, excluded = split.excluded_items(which)
     users, sequences, kinds = model_inputs(model, split, which)
+    extra = {name: values[[index]] for name, values in time_inputs(model, split, which).items()}
     all_items = np.arange(1, split.n_items + 1)
-    scores = model.score(users[[index]], sequences[[index]], all_items[None], kinds[[index]])
+    scores = model.score(users[[index]], sequences[[index]], all_items[None], kinds[[index]], **extra)
     scores = np.asarray(scores, dtype=np.float64)
     rank = int(count_beating(scores, targets.item[[index]], ptr[index : index + 2], excluded)[0]) + 1
     own = np.setdiff1d(excluded[ptr[index] : ptr[index + 1]], [targets.item[index]])

@@ -12,7 +12,7 @@ import pandas as pd
 from .data import SyntheticShop
 from .evaluation import GROUPS, Evaluation, count_beating, evaluate
 from .metrics import bootstrap_ci, holm, paired_comparison, rank_of_positive
-from .models import SeenFirst, make_model
+from .models import WRAPPER_CLASSES, make_model
 from .models.base import History, Recommender
 from .protocol import Split
 from .registry import split_name
@@ -214,30 +214,35 @@ def train(
     if final_epochs is not None:
         if not final or final_epochs < 1:
             raise ValueError(f"final_epochs={final_epochs!r} needs final=True and a count of at least 1.")
-        model, final_history = _fit(name, split.final(), cache, overrides | {"epochs": final_epochs})
+        model, final_history = _fit(name, split.final(), cache, overrides | {"epochs": final_epochs}, split)
         return model, History(
             final_epochs=len(final_history.epoch), final_seconds=final_history.train_seconds
         )
-    model, history = _fit(name, split, cache, overrides)
+    model, history = _fit(name, split, cache, overrides, split)
     if not history.valid_hr and len(split.valid):
         result = evaluate(model, split, "valid")
         history.valid_hr, history.valid_ndcg = [result.hr(10)], [result.ndcg(10)]
     if not final:
         return model, history
     epochs = {"epochs": history.best_epoch} if history.epoch else {}
-    model, final_history = _fit(name, split.final(), cache, overrides | epochs)
+    model, final_history = _fit(name, split.final(), cache, overrides | epochs, split)
     history.final_epochs = len(final_history.epoch)
     history.final_seconds = final_history.train_seconds
     return model, history
 
 
-def _fit(name: str, split: Split, cache: str | Path | None, overrides: dict) -> tuple[Recommender, History]:
+def _fit(
+    name: str, split: Split, cache: str | Path | None, overrides: dict, selection: Split
+) -> tuple[Recommender, History]:
     """`make_model(name, **overrides).fit(split)`, through the cache when there is one (see `train`).
-    A wrapped model ("seen_first+caser") fits its inner model through the cache, then wraps it."""
+    A wrapped model ("seen_first+caser") fits its inner model through the cache, then wraps it
+    with the touched items of `split`; "gated_first+..." also fits its gate on the validation
+    targets of `selection` (the selection split: the final fit has none, and never test targets)."""
     wrapper, inner = split_name(name)
     if wrapper:
-        model, history = _fit(inner, split, cache, overrides)
-        return SeenFirst(model).remember(split), history
+        model, history = _fit(inner, split, cache, overrides, selection)
+        wrapped = WRAPPER_CLASSES[wrapper](model).remember(split)
+        return (wrapped.fit_gate(selection) if wrapper == "gated_first" else wrapped), history
     model = make_model(name, **overrides)
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)
@@ -274,9 +279,10 @@ def run_experiment(
     `cache`: a folder of trained models to reuse (see `train`). Columns: the test metrics with the
     repeat/new groups (`Evaluation.summary`), valid_hr@10 (the selection fit's, at its best epoch:
     compare it with hr@10 for the validation-test gap; NaN for a wrapped model such as
-    "seen_first+caser", which has no selection fit of its own), epochs (the selection fit's), final_epochs,
-    train_s (seconds spent in training epochs of both fits, validation excluded; the original
-    run's for a cached model; wall time for models without epochs) and eval_s.
+    "seen_first+caser" or "gated_first+caser", which has no selection fit of its own), epochs (the
+    selection fit's), final_epochs, train_s (seconds spent in training epochs of both fits,
+    validation excluded; the original run's for a cached model; wall time for models without
+    epochs) and eval_s.
 
     `out`: a folder where each (model, seed) row is stored as soon as it is evaluated
     (`store.ResultStore`: results.csv and the per-user ranks), so that an interrupted run loses

@@ -145,6 +145,11 @@ class Split:
         int8[n, length]), as `last_events`."""
         return last_events(self.events, self.targets(which).row, length, same_session)
 
+    def gaps(self, which: str, length: int, same_session: bool = False) -> np.ndarray:
+        """Hours from each of the last `length` events before each target to the target:
+        float32[n, length], aligned with `windows` (0 where padded); see `event_gaps`."""
+        return event_gaps(self.events, self.targets(which).row, length, same_session)
+
     def excluded_items(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         """Items that are not negatives for each target (CSR: ptr int64[n + 1], items int64[nnz]).
 
@@ -248,6 +253,26 @@ def last_events(
     -> (items int64[n, length], kinds int8[n, length]), left-padded with item 0 and kind 0
     (`KINDS`: 1 implicit, 2 explicit, 3 purchase).
     """
+    index, valid = _window_rows(events, rows, length, same_session)
+    items = np.where(valid, events["item"].to_numpy()[index], PADDING_ITEM)
+    return items, np.where(valid, event_kinds(events)[index], 0).astype(np.int8)
+
+
+def event_gaps(events: pd.DataFrame, rows: np.ndarray, length: int, same_session: bool = False) -> np.ndarray:
+    """Hours from each of the `length` events before each row (as `last_events`) to the row's own
+    event: float32[n, length], oldest first, 0 where the window is padded. The row's time is the
+    moment of the request ("now"), which a shop knows when it recommends."""
+    index, valid = _window_rows(events, rows, length, same_session)
+    times = events["timestamp"].to_numpy().astype("datetime64[ms]").astype(np.int64)
+    hours = (times[np.asarray(rows, dtype=np.int64)][:, None] - times[index]) / 3_600_000
+    return np.where(valid, hours, 0.0).astype(np.float32)
+
+
+def _window_rows(
+    events: pd.DataFrame, rows: np.ndarray, length: int, same_session: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index int64[n, length], valid bool[n, length]): the rows of the `length` events before each
+    row, oldest first, and which of them belong to the same user (and session if asked)."""
     if length < 1:
         raise ValueError(f"sequence length must be >= 1, got {length}.")
     group = events["session" if same_session else "user"].to_numpy()
@@ -256,8 +281,7 @@ def last_events(
     valid = index >= 0
     index = np.maximum(index, 0)
     valid &= group[index] == group[rows][:, None]
-    items = np.where(valid, events["item"].to_numpy()[index], PADDING_ITEM)
-    return items, np.where(valid, event_kinds(events)[index], 0).astype(np.int8)
+    return index, valid
 
 
 def event_kinds(events: pd.DataFrame) -> np.ndarray:

@@ -14,14 +14,15 @@ MODEL_NAMES = (
     "cnn_hybrid",
 )
 # Models beyond the paper: created by name like the others, not part of "all" (Table 2's rows).
-BEYOND_PAPER = ("repeat_hybrid",)
-# Wrappers of any registered model, written "<wrapper>+<model>" (e.g. "seen_first+caser").
-WRAPPERS = ("seen_first",)
+BEYOND_PAPER = ("repeat_hybrid", "repeat_explore")
+# Wrappers of any registered model, written "<wrapper>+<model>" (e.g. "seen_first+caser",
+# "gated_first+gru4rec").
+WRAPPERS = ("seen_first", "gated_first")
 
 
 def split_name(name: str) -> tuple[str | None, str]:
-    """ "seen_first+caser" -> ("seen_first", "caser"); "caser" -> (None, "caser"). Unknown names
-    (either part) are a ValueError that lists the valid ones."""
+    """ "seen_first+caser" -> ("seen_first", "caser"); "caser" -> (None, "caser"); likewise
+    "gated_first+caser". Unknown names (either part) are a ValueError that lists the valid ones."""
     wrapper, _, inner = name.rpartition("+")
     if inner not in MODEL_NAMES + BEYOND_PAPER or (wrapper and wrapper not in WRAPPERS):
         raise ValueError(

@@ -114,8 +114,14 @@ def test_a_wrapped_model_name_is_accepted_and_a_bad_wrapper_refused():
     from recsys_helpers.registry import split_name
 
     assert split_name("seen_first+caser") == ("seen_first", "caser")
+    assert split_name("gated_first+gru4rec") == ("gated_first", "gru4rec")
     assert split_name("mf") == (None, "mf")
-    for bad in ("first_seen+caser", "seen_first+foo", "seen_first+seen_first+mf"):
+    for bad in (
+        "first_seen+caser",
+        "seen_first+foo",
+        "seen_first+seen_first+mf",
+        "gated_first+seen_first+mf",
+    ):
         with pytest.raises(ValueError, match="seen_first\\+<model>"):
             split_name(bad)
 

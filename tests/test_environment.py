@@ -67,6 +67,11 @@ def test_the_oldest_pair_is_the_lower_bound_in_pyproject_and_the_oldest_lock():
         ("caser", {"components": "full"}, {"user", "sequence", "items"}),
         ("rnn_hybrid", {}, {"user", "sequence", "kinds", "items"}),
         ("repeat_hybrid", {}, {"user", "sequence", "kinds", "history", "history_kinds", "items"}),
+        (
+            "repeat_explore",
+            {},
+            {"history", "history_kinds", "history_buckets", "slots", "gate_features", "items"},
+        ),
     ],
 )
 def test_networks_declare_only_the_inputs_they_read(name, overrides, inputs):

@@ -99,13 +99,12 @@ def test_scores_have_the_candidate_shape_and_are_finite(name, ci_split):
     assert scores.shape == candidates.shape and np.isfinite(scores).all()
 
 
-def test_the_registry_knows_the_eight_models_of_table_2_and_one_beyond_and_rejects_others():
+def test_the_registry_knows_the_eight_models_of_table_2_and_two_beyond_and_rejects_others():
     assert list(MODELS) == [
         "popularity", "recently_viewed", "mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid",
     ]  # fmt: skip
-    assert (
-        list(BEYOND_PAPER_MODELS) == ["repeat_hybrid"] and make_model("repeat_hybrid").name == "repeat_hybrid"
-    )
+    assert list(BEYOND_PAPER_MODELS) == ["repeat_hybrid", "repeat_explore"]
+    assert [make_model(name).name for name in BEYOND_PAPER_MODELS] == list(BEYOND_PAPER_MODELS)
     with pytest.raises(ValueError, match="unknown model"):
         make_model("bert4rec")
     with pytest.raises(ValueError, match="unknown hyper-parameter"):

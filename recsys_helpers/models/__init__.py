@@ -1,6 +1,6 @@
 """Recommenders behind one interface, created by name:
 
-model = make_model("cnn_hybrid", seq_len=5, epochs=20)    # or "seen_first+cnn_hybrid"
+model = make_model("cnn_hybrid", seq_len=5, epochs=20)    # or "seen_first+cnn_hybrid", "gated_first+..."
 history = model.fit(split)
 scores = model.score(users, sequences, candidates)
 """
@@ -10,10 +10,11 @@ from __future__ import annotations
 from ..registry import BEYOND_PAPER, MODEL_NAMES, split_name
 from ._tensorflow import GPUS  # first: the quiet import of TensorFlow and the version check
 from .base import CASER_DEFAULTS, HYBRID_DEFAULTS, ITE_DEFAULTS, History, ModelConfig, Recommender
-from .baselines import Popularity, RecentlyViewed, SeenFirst
+from .baselines import GatedFirst, Popularity, RecentlyViewed, SeenFirst
 from .gru4rec import GRU4Rec
 from .mf import MF
 from .neural import ITE, Caser, CNNHybrid, NeuralRecommender, RepeatHybrid, RNNHybrid
+from .repeat_explore import RepeatExplore
 
 MODELS: dict[str, type[Recommender]] = dict(
     zip(
@@ -22,7 +23,10 @@ MODELS: dict[str, type[Recommender]] = dict(
         strict=True,
     )
 )
-BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(zip(BEYOND_PAPER, (RepeatHybrid,), strict=True))
+BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(
+    zip(BEYOND_PAPER, (RepeatHybrid, RepeatExplore), strict=True)
+)
+WRAPPER_CLASSES: dict[str, type[SeenFirst]] = {"seen_first": SeenFirst, "gated_first": GatedFirst}
 
 __all__ = [
     "GPUS",
@@ -36,22 +40,25 @@ __all__ = [
     "CNNHybrid",
     "Caser",
     "GRU4Rec",
+    "GatedFirst",
     "History",
     "ModelConfig",
     "NeuralRecommender",
     "Popularity",
     "RNNHybrid",
     "RecentlyViewed",
+    "RepeatExplore",
     "RepeatHybrid",
     "SeenFirst",
+    "WRAPPER_CLASSES",
     "Recommender",
     "make_model",
 ]
 
 
 def make_model(name: str, config: ModelConfig | None = None, **overrides) -> Recommender:
-    """Create a model by registry name, or a wrapped one ("seen_first+caser": the wrapped model gets
-    the configuration); unknown names or hyper-parameters are a clear error."""
+    """Create a model by registry name, or a wrapped one ("seen_first+caser", "gated_first+caser":
+    the wrapped model gets the configuration); unknown names or hyper-parameters are a clear error."""
     wrapper, inner = split_name(name)
     model = (MODELS | BEYOND_PAPER_MODELS)[inner](config, **overrides)
-    return SeenFirst(model) if wrapper == "seen_first" else model
+    return WRAPPER_CLASSES[wrapper](model) if wrapper else model

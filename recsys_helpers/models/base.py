@@ -58,6 +58,11 @@ class ModelConfig:
     window: str = "events"  # "events": the last L events; "distinct": the last L distinct items
     copy_len: int = 20  # repeat_hybrid: the latest events its copy path reads
     history_negatives: int = 0  # of the `negatives` per positive, how many are other items of its history
+    # repeat_explore: the weight of a training row that is not an explicit interaction (a view, a
+    # cart's later transaction) in its explore and repeat losses (explicit interactions weigh 1), and
+    # whether its explore head masks the user's touched items (False: an ablation).
+    view_weight: float = 0.25
+    explore_mask: bool = True
     # GRU4Rec's own training settings, the ones its authors tune (Hidasi & Czapp 2023): the loss
     # ("cross_entropy" or "bpr_max"), the popularity-sampled negatives shared by a batch (0: only
     # the batch's other targets), their exponent (P(item) ~ count^alpha: 0 uniform, 1 popularity)
@@ -97,6 +102,7 @@ class ModelConfig:
             "min_steps",
             "gru_samples",
             "gru_bpreg",
+            "view_weight",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -161,6 +167,10 @@ CASER_DEFAULTS = {
 HYBRID_DEFAULTS = {"event_kinds": True, "window": "distinct"}
 # ITE (Tran et al. 2021) trains its explicit stage with its own scheme (ModelConfig.explicit_loss).
 ITE_DEFAULTS = {"explicit_loss": "ite"}
+# repeat_explore counts batch_size in training rows (positives), as GRU4Rec counts targets, and
+# each contributes `negatives` popularity-sampled items to the batch's shared set: 256 x 8 = 2,048
+# shared negatives per step, GRU4Rec's own count (`gru_samples`).
+REPEAT_EXPLORE_DEFAULTS = {"batch_size": 256, "negatives": 8}
 
 
 @dataclass
@@ -197,6 +207,10 @@ class Recommender(ABC):
     def fit(self, split: Split) -> History:
         """Learn from `split.train` (and early-stop on `split.valid`)."""
 
+    # True: score() also needs gaps= (hours from each sequence event to the target: the time
+    # features of repeat_explore and gated_first); `evaluation.evaluate` passes them to such models.
+    reads_gaps = False
+
     @abstractmethod
     def score(
         self,
@@ -207,18 +221,23 @@ class Recommender(ABC):
     ) -> np.ndarray:
         """users int64[n], sequences int64[n, L'] (last items, 0-padded left; L' >= seq_len),
         candidates int64[n, c], kinds int8[n, L'] (the sequence's event kinds, `protocol.KINDS`;
-        needed by models whose window is typed) -> float32[n, c]; higher means more likely bought."""
+        needed by models whose window is typed) -> float32[n, c]; higher means more likely bought.
+        Models with `reads_gaps` also take gaps float32[n, L'] (`protocol.event_gaps`)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
 
 def check_score_inputs(
-    users: np.ndarray, sequences: np.ndarray, candidates: np.ndarray, kinds: np.ndarray | None = None
+    users: np.ndarray,
+    sequences: np.ndarray,
+    candidates: np.ndarray,
+    kinds: np.ndarray | None = None,
+    gaps: np.ndarray | None = None,
 ) -> None:
-    """Shapes must agree: users[n], sequences[n, L], candidates[n, c], kinds None or [n, L]."""
+    """Shapes must agree: users[n], sequences[n, L], candidates[n, c], kinds and gaps None or [n, L]."""
     n = len(users)
-    bad_kinds = kinds is not None and np.shape(kinds) != np.shape(sequences)
+    bad_kinds = any(x is not None and np.shape(x) != np.shape(sequences) for x in (kinds, gaps))
     if (
         np.ndim(sequences) != 2
         or np.ndim(candidates) != 2
@@ -229,5 +248,6 @@ def check_score_inputs(
         raise ValueError(
             f"score expects users[n], sequences[n, L], candidates[n, c] (and kinds[n, L]); got shapes "
             f"{np.shape(users)}, {np.shape(sequences)}, {np.shape(candidates)}"
-            f"{'' if kinds is None else f', kinds {np.shape(kinds)}'}."
+            f"{'' if kinds is None else f', kinds {np.shape(kinds)}'}"
+            f"{'' if gaps is None else f', gaps {np.shape(gaps)}'}."
         )
