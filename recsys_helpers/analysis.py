@@ -264,11 +264,11 @@ def case_study_target(
         ), f"the {rule} with the longest history"
     if (eligible & ~targets.repeat).any():
         eligible &= ~targets.repeat
-        rule = rule.replace(" user", " user with a new target,", 1)
+        rule = rule.replace("purchase", "new purchase") if "purchase" in rule else f"{rule} with a new target"
     disagreement = np.abs(np.log(np.asarray(ranks[0]) + 1.0) - np.log(np.asarray(ranks[1]) + 1.0))
     order = np.lexsort((-earlier, -disagreement))  # most disagreement first, then the longest history
     chosen = order[eligible[order]][0]
-    return int(chosen), f"the {rule} on whom the two models disagree most"
+    return int(chosen), f"the {rule}; of those, the one on whom the two models disagree most"
 
 
 def stage_logits(model, split: Split, which: str = "test", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:

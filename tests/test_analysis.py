@@ -117,7 +117,7 @@ def test_with_two_models_ranks_the_case_is_a_new_target_on_which_they_disagree_m
     new = np.flatnonzero(~split.test.repeat)
     assert (
         index == new.max()
-        and rule == "the shift user with a new target, on whom the two models disagree most"
+        and rule == "the shift user with a new target; of those, the one on whom the two models disagree most"
     )
     assert case_study_target(split, everyone, None, ranks=(b, a))[0] == index  # symmetric: not who wins
 
