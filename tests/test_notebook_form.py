@@ -14,10 +14,10 @@ MAX_CODE_LINES, MAX_OUTPUT_LINES = 20, 40
 # The frame is being rolled out notebook by notebook (by number); each still breaks the rule it is
 # listed under. Strict: a notebook that starts to pass must leave its list.
 NOT_YET = {
-    "frame": {"08"},
-    "outputs": {"08"},
+    "frame": set(),
+    "outputs": set(),
     "code": set(),
-    "numbers": {"08"},
+    "numbers": set(),
 }
 
 # Numbers prose may state without an output: the paper's own figures and fixed constants.
