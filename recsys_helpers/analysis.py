@@ -222,14 +222,25 @@ def shift_agreement(
     return pd.DataFrame(rows).set_index(["recent events", "threshold"])
 
 
-def case_study_target(split: Split, shifted: np.ndarray, shift: pd.DataFrame | None) -> tuple[int, str]:
-    """The case study's user, by a rule fixed in advance (never by how models rank them).
+def case_study_target(
+    split: Split,
+    shifted: np.ndarray,
+    shift: pd.DataFrame | None,
+    ranks: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[int, str]:
+    """The case study's user, by a rule fixed in advance.
 
     Among test targets flagged in `shifted` whose item is in the category that dominates the
     user's last events and not in the one that dominates their history (`shift`, from
     `interest_shift`), the user with the longest history. When no target qualifies, or the log
     has no categories (`shift` None), the rule falls back to the flagged (else any) test user with
-    the longest history. Returns (target index, the rule that chose it, in words).
+    the longest history.
+
+    With `ranks` (two models' full ranks of every test target, e.g. the proposed model's and MF's),
+    the rule keeps only *new* targets (an item the user never touched before: a repeat target is
+    found by every model and separates nothing) and, instead of the longest history, takes the one
+    where the two models disagree most, |log r_a - log r_b| (ties: the longest history). It never
+    asks which of the two ranks better. Returns (target index, the rule that chose it, in words).
     """
     targets = split.test
     earlier = targets.row - np.searchsorted(split.events["user"].to_numpy(), targets.user)  # events before
@@ -242,10 +253,22 @@ def case_study_target(split: Split, shifted: np.ndarray, shift: pd.DataFrame | N
             & (item_category != shift["history_top_category"].to_numpy())
         )
     rule = "shift user whose purchase is in their recent category, not their history's"
+    if ranks is not None:
+        eligible &= ~targets.repeat
     if not eligible.any():
         eligible = shifted if shifted.any() else np.ones(len(targets), dtype=bool)
         rule = "shift user" if shifted.any() else "test user"
-    return int(np.flatnonzero(eligible)[np.argmax(earlier[eligible])]), f"the {rule} with the longest history"
+    if ranks is None:
+        return int(
+            np.flatnonzero(eligible)[np.argmax(earlier[eligible])]
+        ), f"the {rule} with the longest history"
+    if (eligible & ~targets.repeat).any():
+        eligible &= ~targets.repeat
+        rule = rule.replace("purchase", "new purchase") if "purchase" in rule else f"{rule} with a new target"
+    disagreement = np.abs(np.log(np.asarray(ranks[0]) + 1.0) - np.log(np.asarray(ranks[1]) + 1.0))
+    order = np.lexsort((-earlier, -disagreement))  # most disagreement first, then the longest history
+    chosen = order[eligible[order]][0]
+    return int(chosen), f"the {rule}; of those, the one on whom the two models disagree most"
 
 
 def stage_logits(model, split: Split, which: str = "test", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:

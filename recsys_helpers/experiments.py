@@ -376,7 +376,9 @@ def _run_one(
     """Train one (model, seed) and evaluate it on the test targets: its row, evaluation and model."""
     start = time.perf_counter()
     model, history = train(name, split, cache=cache, seed=seed, final_epochs=final_epochs, **options)
-    train_s = history.train_seconds if history.seconds else time.perf_counter() - start
+    # epochs' seconds, the original run's for a cached model (a final-only fit has final_seconds only)
+    trained = history.seconds or history.final_seconds
+    train_s = history.train_seconds if trained else time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate(model, split, "test", full=full)
     eval_s = time.perf_counter() - start

@@ -112,8 +112,11 @@ def _share_bars(ax: plt.Axes, shares: dict[str, float]) -> None:
     ax.set(ylabel="share", ylim=(0, 1.1))
 
 
-def metric_bars(summary: pd.DataFrame, metrics: tuple[str, ...] = ("hr@10", "ndcg@10")) -> plt.Figure:
-    """Models' metrics with their 95% CIs (summary from ExperimentResult.summary())."""
+def metric_bars(
+    summary: pd.DataFrame, metrics: tuple[str, ...] = ("hr@10", "ndcg@10"), title: str | None = None
+) -> plt.Figure:
+    """Models' metrics with their 95% CIs (summary from ExperimentResult.summary()); `title` names the
+    protocol (seeds, negatives, ranking) above the panels."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.45 * len(summary) + 1.5))
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         ci = summary[f"{metric}_ci"].str.strip("[]").str.split(",", expand=True).astype(float)
@@ -125,6 +128,8 @@ def metric_bars(summary: pd.DataFrame, metrics: tuple[str, ...] = ("hr@10", "ndc
         ax.errorbar(summary.loc[order, metric], order, xerr=err, fmt="none", color="black", capsize=3)
         ax.set(xlabel=metric, title=f"{metric} (95% CI)")
         ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -32,15 +32,18 @@ def _major_minor(version: str) -> tuple[int, int]:
     return parts[0], parts[1] if len(parts) > 1 else 0
 
 
+def _wanted() -> str:
+    return " and ".join(f"{name} >= {'.'.join(map(str, OLDEST[name]))}" for name in OLDEST)
+
+
 def unsupported(found: dict[str, str | None]) -> str | None:
     """The message for versions such as {"TensorFlow": "2.18.0", "Keras": "3.8.0"} that are missing
     or older than supported, or None when both are supported."""
     if all(v is not None and _major_minor(v) >= OLDEST[name] for name, v in found.items()):
         return None
-    wanted = " and ".join(f"{name} >= {'.'.join(map(str, OLDEST[name]))}" for name in OLDEST)
     have = ", ".join(f"{name} {version or 'not installed'}" for name, version in found.items())
     return (
-        f"recsys_helpers needs {wanted}; this environment has {have}. "
+        f"recsys_helpers needs {_wanted()}; this environment has {have}. "
         f"Install newer ones with `{UPGRADE}` (on Colab, then restart the session)."
     )
 
@@ -50,4 +53,4 @@ def describe(found: dict[str, str | None] | None = None) -> str:
     found = installed() if found is None else found
     message = unsupported(found)
     have = ", ".join(f"{name} {version}" for name, version in found.items())
-    return message or f"{have}: supported."
+    return message or f"{have}: supported (the library needs {_wanted()})."

@@ -106,6 +106,22 @@ def test_the_case_study_rule_prefers_a_qualifying_shift_user_and_falls_back_with
     assert data.has_categories() and not without.has_categories()
 
 
+def test_with_two_models_ranks_the_case_is_a_new_target_on_which_they_disagree_most_whoever_wins():
+    from recsys_helpers.analysis import case_study_target
+
+    _, _, split = synthetic_split("ci")
+    everyone = np.ones(len(split.test), dtype=bool)
+    a = np.arange(len(split.test))  # the first target agrees, the rest disagree more and more
+    b = np.zeros(len(split.test), dtype=np.int64)
+    index, rule = case_study_target(split, everyone, None, ranks=(a, b))
+    new = np.flatnonzero(~split.test.repeat)
+    assert (
+        index == new.max()
+        and rule == "the shift user with a new target; of those, the one on whom the two models disagree most"
+    )
+    assert case_study_target(split, everyone, None, ranks=(b, a))[0] == index  # symmetric: not who wins
+
+
 def test_the_shop_measures_each_planted_mechanism_where_its_knob_decides_it():
     from recsys_helpers.analysis import shop_knobs, shop_mechanisms
     from recsys_helpers.data import generate_shop

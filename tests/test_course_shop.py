@@ -43,12 +43,20 @@ def test_notebook_09_the_interest_shift_groups(course):
     assert counts == {"too little history": 1_344, "shift": 1_004, "stable": 130}
 
 
-def test_notebook_10_the_case_study_user(course):
+def test_notebook_10_the_case_study_candidates(course):
     split, shop = course
     targets = split.test
     when = split.events["timestamp"].to_numpy()[targets.row]
     shifted = shop.shifted_at(split.data.user_ids[targets.user], when)
-    chosen, rule = case_study_target(split, shifted, interest_shift(split))
-    assert shifted.sum() == 255
-    assert split.data.user_ids[targets.user[chosen]] == 218_098
-    assert "the shift user whose purchase is in their recent category" in rule
+    shift = interest_shift(split)
+    category = split.data.item_categories()[targets.item]
+    recent = (category == shift["recent_top_category"].to_numpy()) & (
+        category != shift["history_top_category"]
+    )
+    assert (shifted.sum(), (shifted & recent).sum(), (shifted & recent & ~targets.repeat).sum()) == (
+        255,
+        169,
+        73,
+    )
+    chosen, rule = case_study_target(split, shifted, shift)  # without two models' ranks: longest history
+    assert split.data.user_ids[targets.user[chosen]] == 218_098 and "recent category" in rule

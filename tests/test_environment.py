@@ -111,7 +111,8 @@ def test_the_versions_command_says_whether_this_environment_is_supported(capsys)
     from recsys_helpers.cli import main
 
     assert main(["versions"]) == 0
-    assert capsys.readouterr().out.strip() == describe() and describe().endswith(": supported.")
+    assert capsys.readouterr().out.strip() == describe()
+    assert ": supported (the library needs TensorFlow >= 2.16 and Keras >= 3.3)" in describe()
 
 
 def test_a_tensorflow_log_level_set_before_the_import_survives_it_in_jupyter():

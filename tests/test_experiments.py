@@ -207,6 +207,16 @@ def test_run_experiment_takes_the_epoch_counts_from_tuned_settings(shop_and_spli
         run_experiment(split, ["ite"], [0], settings={"ite": {}}, tuned_epochs=True)
 
 
+def test_a_cached_final_only_fit_reports_its_original_training_time(shop_and_split, tmp_path):
+    from recsys_helpers.tuning import Settings
+
+    _, split = shop_and_split
+    settings = Settings({"ite": {"dim": 8}}, epochs={"ite": 2})
+    options = {"settings": settings, "tuned_epochs": True, "cache": tmp_path, "verbose": 0}
+    first, again = (run_experiment(split, ["ite"], [0], **options).table["train_s"].item() for _ in range(2))
+    assert again == first > 0  # the second run loads the model: its row keeps the training time
+
+
 def test_the_same_models_can_be_rescored_on_hard_negatives(shop_and_split):
     shop, split = shop_and_split
     result = run_experiment(split, ["popularity", "recently_viewed"], [0], shop=shop)

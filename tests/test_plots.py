@@ -70,3 +70,18 @@ def test_the_shop_figure_has_one_panel_per_mechanism_with_its_knob_in_the_title(
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 6 and "item chains (p_chain = 0.4)" in titles
     assert "repeat purchases (w_viewed = 0.45)" in titles
+
+
+def test_metric_bars_draws_each_models_value_sorted_and_names_the_protocol_in_the_title():
+    import pandas as pd
+
+    from recsys_helpers.plots import metric_bars
+
+    summary = pd.DataFrame(
+        {"hr@10": [0.7, 0.5], "hr@10_ci": ["[0.6, 0.8]", "[0.4, 0.6]"]}, index=["mf", "floor"]
+    )
+    fig = metric_bars(summary, ("hr@10",), title="5 seeds, the paper's negatives")
+    ax = fig.axes[0]
+    assert [p.get_width() for p in ax.patches] == [0.5, 0.7]  # sorted: the best model on top
+    assert fig._suptitle.get_text() == "5 seeds, the paper's negatives"
+    assert metric_bars(summary, ("hr@10",))._suptitle is None
