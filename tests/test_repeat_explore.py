@@ -5,6 +5,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from recsys_helpers.data import preprocess
 from recsys_helpers.evaluation import evaluate
@@ -17,9 +18,20 @@ from recsys_helpers.models import (
     SeenFirst,
     make_model,
 )
-from recsys_helpers.models.gate import LogisticGate, gate_features, user_repeat_stats, user_totals
-from recsys_helpers.models.repeat_explore import RepeatExploreTask, last_occurrence, training_labels
-from recsys_helpers.protocol import event_gaps, leave_one_out
+from recsys_helpers.models.gate import (
+    LogisticGate,
+    gate_features,
+    interaction_flags,
+    user_repeat_stats,
+    user_totals,
+)
+from recsys_helpers.models.repeat_explore import (
+    RepeatExploreTask,
+    last_occurrence,
+    repeat_rate,
+    training_labels,
+)
+from recsys_helpers.protocol import event_gaps, last_events, leave_one_out
 from recsys_helpers.registry import split_name
 from recsys_helpers.store import ModelCache
 from tests.helpers import make_events, synthetic_split
@@ -226,12 +238,93 @@ def test_seen_first_passes_the_time_gaps_through_to_the_model_it_wraps(trained, 
     assert wrapped.reads_gaps and 0 < evaluate(wrapped, ci_split).hr(10) <= 1  # scoring needs the gaps
 
 
+# ---------------------------------------------------------------------- ablations
+def test_the_fixed_gate_is_the_explicit_rows_repeat_rate():
+    labels = {"explicit": np.array([1, 1, 0, 1, 0]), "touched": np.array([1, 0, 1, 0, 1])}
+    assert repeat_rate(labels) == pytest.approx(1 / 3)  # views (explicit 0) do not count
+    every = {"explicit": np.ones(2), "touched": np.ones(2)}
+    assert repeat_rate(every) == pytest.approx(0.999)  # kept off 1, so its logit is finite
+
+
+def test_a_fixed_gate_gives_every_request_the_same_untrained_probability(ci_split):
+    model = make_model("repeat_explore", gate="fixed", **SMALL)
+    model.fit(ci_split)
+    p = model.heads(*_inputs(ci_split))["p_repeat"]
+    has_window = p > 0
+    assert has_window.sum() > 50 and np.ptp(p[has_window]) < 1e-6  # no request moves it
+    rows = np.flatnonzero(ci_split.is_train)
+    history = last_events(ci_split.events, rows, model.config.copy_len)[0]
+    flags = interaction_flags(ci_split.events, ci_split.n_items)[0][rows]
+    expected = repeat_rate(training_labels(history, ci_split.events["item"].to_numpy()[rows], flags))
+    assert p[has_window][0] == pytest.approx(expected, rel=1e-5)
+
+
+def _task_gradient(explore_loss: str, explicit: float) -> float:
+    """The norm of the loss's gradient on the explore head's item table, for two new (untouched)
+    training rows that are views (explicit 0) or purchases (explicit 1)."""
+    model = _untrained(11)
+    task = RepeatExploreTask(model.network_, np.zeros(12), explore_loss=explore_loss)
+    request = model.request_inputs(WINDOWS[1:], KINDS[1:], GAPS[1:], model.user_stats_[1:])
+    items = np.array([[4, 1, 2], [6, 2, 1]], dtype=np.int32)
+    labels = {"touched": np.zeros(2, np.float32), "slot": np.zeros(2, np.int32), "items": items,
+              "weight": np.ones(2, np.float32), "explicit": np.full(2, explicit, np.float32),
+              "history": request["history"]}  # fmt: skip
+    table = model.network_.get_layer("output_items").embeddings
+    with tf.GradientTape() as tape:
+        loss = task(labels, model.network_(request | {"items": items}, training=False))
+    gradient = tape.gradient(loss, table)
+    return 0.0 if gradient is None else float(tf.norm(tf.convert_to_tensor(gradient)))
+
+
+def test_without_an_explore_term_views_no_longer_teach_the_explore_head():
+    assert _task_gradient("mixture", explicit=0.0) == 0.0
+    assert _task_gradient("mixture", explicit=1.0) > 0.0  # the mixture's explicit rows still do
+    assert _task_gradient("softmax", explicit=0.0) > 0.0
+    assert _task_gradient("bce", explicit=0.0) > 0.0
+
+
+def test_the_bce_term_scores_each_rows_target_against_its_own_samples():
+    model = _untrained(6)
+    task = RepeatExploreTask(model.network_, np.zeros(7), explore_loss="bce")
+    state = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    items = np.array([[3, 5, 3], [4, 3, 1]], dtype=np.int32)
+    history = np.array([[0, 0, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
+    got = task.sampled_bce(state, keras.ops.convert_to_tensor(items), history).numpy()
+    vectors = model.network_.get_layer("output_items").embeddings.numpy()
+    bias = model.network_.get_layer("output_bias").embeddings.numpy()[:, 0]
+    logits = np.einsum("bd,bkd->bk", state, vectors[items]) + bias[items]
+    softplus = np.logaddexp(0.0, logits)
+    # row 0 (target 3): its sample 5 is touched and its second 3 a copy, so only the target counts;
+    # row 1 (target 4): the target and both samples
+    expected = [softplus[0, 0] - logits[0, 0], softplus[1].sum() - logits[1, 0]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_a_user_embedding_separates_users_with_the_same_window_and_survives_the_cache(ci_split, tmp_path):
+    model = make_model("repeat_explore", user_embedding=True, **SMALL)
+    model.fit(ci_split)
+    assert model.network_.get_layer("user_embedding").input_dim == ci_split.n_users
+    users, items, kinds, gaps = _inputs(ci_split)
+    same = (np.repeat(items[:1], 2, axis=0), np.repeat(kinds[:1], 2, axis=0), np.repeat(gaps[:1], 2, axis=0))
+    scores = model.score(users[:2], same[0], ci_split.test.candidates[:2][[0, 0]], same[1], same[2])
+    assert not np.allclose(scores[0], scores[1])
+    cache = ModelCache(tmp_path)
+    cache.save("repeat_explore", "key", model, History(epoch=[1], loss=[0.5]))
+    loaded, _ = cache.load("repeat_explore", "key", RepeatExplore)
+    args = (users, items, ci_split.test.candidates, kinds, gaps)
+    np.testing.assert_array_equal(model.score(*args), loaded.score(*args))
+
+
 # ---------------------------------------------------------------------- bad parameters
 def test_bad_parameters_are_one_clear_error(trained, ci_split):
     with pytest.raises(ValueError, match="view_weight must be >= 0"):
         make_model("repeat_explore", view_weight=-0.5)
     with pytest.raises(ValueError, match="copy_len <= 50"):
         make_model("repeat_explore", copy_len=60)
+    with pytest.raises(ValueError, match="gate must be one of"):
+        make_model("repeat_explore", gate="none")
+    with pytest.raises(ValueError, match="explore_loss must be one of"):
+        make_model("repeat_explore", explore_loss="bpr")
     users, items, kinds, _ = _inputs(ci_split)
     with pytest.raises(ValueError, match="pass kinds= and gaps="):
         trained.score(users, items, ci_split.test.candidates, kinds)

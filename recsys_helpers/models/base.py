@@ -19,6 +19,8 @@ from ..protocol import Split
 
 EXPLICIT_LOSSES = ("every_row", "ite", "hard")
 GRU_LOSSES = ("cross_entropy", "bpr_max")
+GATES = ("learned", "fixed")
+EXPLORE_LOSSES = ("softmax", "mixture", "bce")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,15 @@ class ModelConfig:
     # whether its explore head masks the user's touched items (False: an ablation).
     view_weight: float = 0.25
     explore_mask: bool = True
+    # repeat_explore's other ablations: its gate ("learned", or "fixed": the training rows' repeat
+    # rate, a constant), how its explore head learns ("softmax": the sampled softmax, in a term of
+    # its own and inside the mixture; "mixture": no term of its own, so only the mixture's
+    # explicit-interaction rows teach it; "bce": binary cross-entropy of each row's target against
+    # its own sampled items, the mixture reading the sampled softmax without its gradient) and a
+    # free per-user embedding added to the encoder state.
+    gate: str = "learned"
+    explore_loss: str = "softmax"
+    user_embedding: bool = False
     # GRU4Rec's own training settings, the ones its authors tune (Hidasi & Czapp 2023): the loss
     # ("cross_entropy" or "bpr_max"), the popularity-sampled negatives shared by a batch (0: only
     # the batch's other targets), their exponent (P(item) ~ count^alpha: 0 uniform, 1 popularity)
@@ -133,6 +144,12 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.gru_loss must be one of {GRU_LOSSES}, got {self.gru_loss!r}.")
         if not 0.0 <= self.gru_sample_alpha <= 1.0:
             raise ValueError(f"ModelConfig.gru_sample_alpha must be in [0, 1], got {self.gru_sample_alpha}.")
+        if self.gate not in GATES:
+            raise ValueError(f"ModelConfig.gate must be one of {GATES}, got {self.gate!r}.")
+        if self.explore_loss not in EXPLORE_LOSSES:
+            raise ValueError(
+                f"ModelConfig.explore_loss must be one of {EXPLORE_LOSSES}, got {self.explore_loss!r}."
+            )
         if self.window not in ("events", "distinct"):
             raise ValueError(f"ModelConfig.window must be 'events' or 'distinct', got {self.window!r}.")
         if max(self.horizontal_heights, default=0) > self.seq_len:

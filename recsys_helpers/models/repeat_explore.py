@@ -58,6 +58,17 @@ Choices the issue leaves open (each a default a later ablation can move):
   explore head's item vectors.
 * Gap buckets: hours from each event to the next one (the last: to the request), cut at 1 and 10
   minutes, 30 minutes, 2, 12 and 48 hours, a week and 30 days. Dropout on the GRU's inputs and on h.
+
+Ablations (ModelConfig; each removes one part, to show on validation targets that it earns its
+place): explore_mask=False (above); gate="fixed": g is the training rows' repeat rate (the share of
+explicit-interaction rows whose target is touched), the same for every request, and the gate loss
+is a constant; explore_loss="mixture": no explore term of its own, so views and carts no longer
+teach the explore head, only the mixture's explicit-interaction rows do; explore_loss="bce": the
+explore term is the hybrids' binary cross-entropy (each row's target against its own k sampled
+items, no logQ correction, the same items left out as in the softmax), and the mixture reads the
+sampled softmax without its gradient, so BCE alone shapes the explore head;
+user_embedding=True: h + U[u] (a free per-user vector, as the hybrids' long-term part) feeds the
+gate and the heads.
 """
 
 from __future__ import annotations
@@ -122,16 +133,22 @@ class RepeatExplore(NeuralRecommender):
 
     # ------------------------------------------------------------------ inputs
     def request_inputs(
-        self, items: np.ndarray, kinds: np.ndarray, gaps: np.ndarray, stats: np.ndarray
+        self,
+        items: np.ndarray,
+        kinds: np.ndarray,
+        gaps: np.ndarray,
+        stats: np.ndarray,
+        users: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """The network's inputs (all but `items`) from the latest events before each request:
         items int[n, M], kinds int[n, M], gaps float[n, M] (hours to the request; oldest first,
-        0-padded left) and the user's counts stats float[n, 3] (`gate.user_repeat_stats`).
+        0-padded left), the user's counts stats float[n, 3] (`gate.user_repeat_stats`) and, for a
+        network with a user embedding, the users int[n].
 
         history, history_kinds int32[n, H]; history_buckets int32[n, H] (0 padding, 1.. the gap
         to the next event by GAP_EDGES_HOURS); slots float32[n, H, 3]: [the slot is the last
         occurrence of its item, log(1 + hours to the request), it is in the request's session];
-        gate_features float32[n, 9]."""
+        gate_features float32[n, 9]; users int32[n] with user_embedding."""
         length = self.config.copy_len
         items, kinds = _fit_length(np.asarray(items), length), _fit_length(np.asarray(kinds), length)
         gaps = _fit_length(np.asarray(gaps, dtype=np.float32), length)
@@ -140,16 +157,22 @@ class RepeatExplore(NeuralRecommender):
         buckets = np.where(present, 1 + np.searchsorted(GAP_EDGES_HOURS, step, side="right"), 0)
         in_session = np.cumprod(((step < SESSION_GAP_HOURS) & present)[:, ::-1], axis=1)[:, ::-1]
         slots = np.stack([last_occurrence(items), np.log1p(gaps) * present, in_session], axis=-1)
-        return {
+        out = {
             "history": items.astype(np.int32),
             "history_kinds": kinds.astype(np.int32),
             "history_buckets": buckets.astype(np.int32),
             "slots": slots.astype(np.float32),
             "gate_features": gate_features(stats, items, kinds, gaps),
         }
+        if self.config.user_embedding:
+            if users is None:
+                raise ValueError("a repeat_explore network with a user embedding needs the users.")
+            out["users"] = np.asarray(users, dtype=np.int32)
+        return out
 
     # ------------------------------------------------------------------ network
-    def build_network(self, n_users: int, n_items: int) -> keras.Model:
+    def build_network(self, n_users: int, n_items: int, repeat_rate: float = 0.5) -> keras.Model:
+        """The network (class docstring); repeat_rate is the constant gate of gate="fixed"."""
         c, length = self.config, self.config.copy_len
         inputs = {
             name: keras.Input((length,), dtype="int32", name=name)
@@ -158,6 +181,8 @@ class RepeatExplore(NeuralRecommender):
         inputs["slots"] = keras.Input((length, 3), dtype="float32", name="slots")
         inputs["gate_features"] = keras.Input((N_GATE_FEATURES,), dtype="float32", name="gate_features")
         inputs["items"] = keras.Input((None,), dtype="int32", name="items")
+        if c.user_embedding:
+            inputs["users"] = keras.Input((), dtype="int32", name="users")
         history = inputs["history"]
         reg = keras.regularizers.L2(c.embedding_l2) if c.embedding_l2 else None
         item_vectors = MaskedEmbedding(n_items + 1, c.dim, activity_regularizer=reg, name="sequence_items")(
@@ -174,10 +199,20 @@ class RepeatExplore(NeuralRecommender):
         )
         rows = layers.Dropout(c.dropout, name="input_dropout")(rows)
         state = layers.GRU(c.dim, name="gru")(rows, mask=ops.not_equal(history, 0))
+        if c.user_embedding:
+            users = layers.Embedding(n_users, c.dim, activity_regularizer=reg, name="user_embedding")
+            state = layers.Add(name="with_user")([state, users(inputs["users"])])
         state = layers.Dropout(c.dropout, name="state")(state)
 
         gate_in = layers.Concatenate(name="gate_inputs")([state, inputs["gate_features"]])
-        gate = ops.squeeze(layers.Dense(1, name="gate")(gate_in), -1)
+        if c.gate == "fixed":  # a zero kernel and the rate's logit as a bias, never trained
+            logit = float(np.log(repeat_rate) - np.log1p(-repeat_rate))
+            bias = keras.initializers.Constant(logit)
+            gate_layer = layers.Dense(1, kernel_initializer="zeros", bias_initializer=bias, name="gate")
+            gate_layer.trainable = False
+        else:
+            gate_layer = layers.Dense(1, name="gate")
+        gate = ops.squeeze(gate_layer(gate_in), -1)
 
         copy = CopyFeatures(name="copy_features")([history, inputs["history_kinds"], history])
         slot_features = layers.Concatenate(name="slot_features")([copy, inputs["slots"][..., 1:]])
@@ -204,24 +239,27 @@ class RepeatExplore(NeuralRecommender):
         if len(rows) == 0:
             raise ValueError("repeat_explore needs training events; split.train has none.")
         self.user_stats_ = user_totals(events, split.is_train, split.n_users, split.n_items)
-        with strategy.scope():
-            self.network_ = self.build_network(split.n_users, split.n_items)
         inputs = self.request_inputs(
             *last_events(events, rows, c.copy_len),
             event_gaps(events, rows, c.copy_len),
             user_repeat_stats(events, rows, split.n_items),
+            events["user"].to_numpy()[rows],
         )
         targets = events["item"].to_numpy()[rows]
         labels = training_labels(
             inputs["history"], targets, interaction_flags(events, split.n_items)[0][rows]
         )
         labels["weight"] = np.where(labels["explicit"] > 0, 1.0, c.view_weight).astype(np.float32)
+        with strategy.scope():
+            self.network_ = self.build_network(split.n_users, split.n_items, repeat_rate(labels))
         counts = np.bincount(targets, minlength=split.n_items + 1).astype(np.float64)
         sampled = counts**c.gru_sample_alpha * (counts > 0)
         cumulative = np.cumsum(sampled)
         positives = min(c.batch_size, len(rows))
         expected = positives * counts / counts.sum() + positives * c.negatives * sampled / sampled.sum()
-        task = RepeatExploreTask(self.network_, np.log(np.maximum(expected, 1e-12)), c.explore_mask)
+        task = RepeatExploreTask(
+            self.network_, np.log(np.maximum(expected, 1e-12)), c.explore_mask, c.explore_loss
+        )
         trainer = LazyAdamTrainer(
             self.network_, task, c.learning_rate, lazy=c.optimizer == "lazy_adam", strategy=strategy
         )
@@ -267,8 +305,8 @@ class RepeatExplore(NeuralRecommender):
                 f"{self.name} reads the event kinds and the time gaps of its window: pass kinds= and "
                 "gaps= (split.windows(...) and split.gaps(...); evaluation.evaluate passes them)."
             )
-        stats = self.user_stats_[np.asarray(users, dtype=np.int64)]
-        return self.request_inputs(sequences, kinds, gaps, stats)
+        users = np.asarray(users, dtype=np.int64)
+        return self.request_inputs(sequences, kinds, gaps, self.user_stats_[users], users)
 
     def _forward(self, batch: dict):
         """The mixture's log-probabilities float[B, C]: the gate, the repeat softmax and the
@@ -355,10 +393,17 @@ class RepeatExploreTask:
     float/int[B], history int[B, H], items int[B, 1 + k] (each row's target, then its sampled
     items)} and the network's outputs -> mixture + gate + repeat + explore.
 
-    log_q float64[n_items + 1]: the logQ correction of a column holding each item."""
+    log_q float64[n_items + 1]: the logQ correction of a column holding each item; explore_mask and
+    explore_loss as ModelConfig's (the ablations of the module docstring)."""
 
-    def __init__(self, network: keras.Model, log_q: np.ndarray, explore_mask: bool = True) -> None:
-        self.network, self.explore_mask = network, explore_mask
+    def __init__(
+        self,
+        network: keras.Model,
+        log_q: np.ndarray,
+        explore_mask: bool = True,
+        explore_loss: str = "softmax",
+    ) -> None:
+        self.network, self.explore_mask, self.explore_loss = network, explore_mask, explore_loss
         self.log_q = tf.constant(log_q, dtype=tf.float32)
 
     def __call__(self, labels: dict, outputs: dict) -> tf.Tensor:
@@ -369,6 +414,10 @@ class RepeatExploreTask:
         log_not_gate = tf.where(has_history, tf.math.log_sigmoid(-outputs["gate"]), 0.0)
         log_repeat = tf.gather(tf.nn.log_softmax(outputs["repeat"]), labels["slot"], batch_dims=1)
         log_explore = self.sampled_log_softmax(outputs["state"], items, history)
+        explore_term = -log_explore
+        if self.explore_loss == "bce":
+            explore_term = self.sampled_bce(outputs["state"], items, history)
+            log_explore = tf.stop_gradient(log_explore)
         if self.explore_mask:
             mixture_touched = log_gate + log_repeat
         else:
@@ -376,19 +425,24 @@ class RepeatExploreTask:
         is_touched = touched > 0
         mixture = -tf.where(is_touched, mixture_touched, log_not_gate + log_explore)
         gate = -tf.where(is_touched, log_gate, log_not_gate)
-        return (
+        loss = (
             _weighted_mean(mixture, explicit)
             + _weighted_mean(gate, explicit)
             + _weighted_mean(-log_repeat, weight * touched)
-            + _weighted_mean(-log_explore, weight * (1.0 - touched))
         )
+        if self.explore_loss == "mixture":
+            return loss
+        return loss + _weighted_mean(explore_term, weight * (1.0 - touched))
 
-    def sampled_log_softmax(self, state, items, history):
-        """log p_exp of each row's target float[B] against the batch's columns (module docstring)."""
-        columns = tf.reshape(items, [-1])  # [N], N = B (1 + k); row i's own column is i (1 + k)
+    def _logits(self, state, items, history):
+        """Each row's logits over the batch's columns, the logQ correction and which columns it
+        leaves out: its padding, copies of its target other than its own column and, with the
+        mask, its window's items. -> (logits float[B, N], log_q float[N], excluded bool[B, N],
+        own int[B]: the column of each row's target), N = B (1 + k); row i's own column is i (1 + k)."""
+        columns = tf.reshape(items, [-1])
         vectors = self.network.get_layer("output_items")(columns)
         bias = tf.squeeze(self.network.get_layer("output_bias")(columns), -1)
-        logits = tf.matmul(state, vectors, transpose_b=True) + bias - tf.gather(self.log_q, columns)
+        logits = tf.matmul(state, vectors, transpose_b=True) + bias
         rows = tf.shape(items)[0]
         own = tf.range(rows) * tf.shape(items)[1]
         is_own = tf.range(tf.shape(columns)[0])[None, :] == own[:, None]
@@ -397,8 +451,33 @@ class RepeatExploreTask:
             excluded |= tf.reduce_any(
                 (columns[None, :, None] == history[:, None, :]) & (history[:, None, :] != 0), axis=2
             )
+        return logits, tf.gather(self.log_q, columns), excluded, own
+
+    def sampled_log_softmax(self, state, items, history):
+        """log p_exp of each row's target float[B] against the batch's columns (module docstring)."""
+        logits, log_q, excluded, own = self._logits(state, items, history)
+        logits -= log_q
         positive = tf.gather(logits, own, batch_dims=1)
         return positive - tf.reduce_logsumexp(tf.where(excluded, EXCLUDED, logits), axis=1)
+
+    def sampled_bce(self, state, items, history):
+        """The explore_loss="bce" term float[B]: BCE of each row's target (label 1) and of its own k
+        sampled items (label 0) that it does not leave out, summed over the row."""
+        logits, _, excluded, own = self._logits(state, items, history)
+        width = tf.shape(items)[1]
+        mine = own[:, None] + tf.range(width)[None, :]  # the row's own columns: target, its samples
+        logits, excluded = tf.gather(logits, mine, batch_dims=1), tf.gather(excluded, mine, batch_dims=1)
+        labels = tf.cast(tf.range(width) == 0, logits.dtype)[None, :] + tf.zeros_like(logits)
+        entries = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        return tf.reduce_sum(tf.where(excluded, 0.0, entries), axis=1)
+
+
+def repeat_rate(labels: dict[str, np.ndarray]) -> float:
+    """The share of explicit-interaction training rows whose target is touched (the fixed gate),
+    kept inside [0.001, 0.999] so that its logit is finite."""
+    explicit = labels["explicit"] > 0
+    rate = labels["touched"][explicit].mean() if explicit.any() else 0.5
+    return float(np.clip(rate, 1e-3, 1 - 1e-3))
 
 
 def _logaddexp(a, b):
