@@ -124,3 +124,12 @@ def test_every_number_in_the_prose_is_in_the_notebooks_outputs(path):
 def test_every_number_in_the_readmes_results_is_in_a_notebooks_outputs():
     printed = "\n".join(printed_by(path) for path in NOTEBOOKS)
     assert numbers_missing(readme_results(), printed) == []
+
+
+def test_the_readmes_claim_table_is_the_one_notebook_08_printed():
+    """The verdicts, not only their numbers: a row copied by hand cannot drift from the notebook's."""
+    readme_rows = [line for line in readme_results().splitlines() if line.startswith("| ")]
+    notebook = next(path for path in NOTEBOOKS if path.name.startswith("08"))
+    printed = [output_text(c, ("text/markdown",)) for c in cells(notebook, "code")]
+    claims = next(text for text in printed if text.startswith("| claim |"))
+    assert readme_rows and readme_rows == [line for line in claims.splitlines() if line.startswith("| ")]
