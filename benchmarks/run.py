@@ -35,7 +35,7 @@ from recsys_helpers.models import make_model  # noqa: E402
 from recsys_helpers.protocol import leave_one_out  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LEARNED = ["mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid", "repeat_hybrid"]
+LEARNED = ["mf", "gru4rec", "caser", "rnn_hybrid", "ite", "cnn_hybrid", "repeat_hybrid", "repeat_explore"]
 QUICK_MODELS = ["mf", "caser", "cnn_hybrid"]
 PAPER_USERS = 36_751  # users ranked in the paper's RetailRocket evaluation
 RECOBELL_RAW_EVENTS = 14_500_000
@@ -135,8 +135,10 @@ def training_flops_per_example(model, split) -> float | None:
 
     Neural models: per_user / (1 + negatives) + per_candidate, since a user's sequence is encoded
     once for its 1 + negatives rows. GRU4Rec: one GRU step plus logits against the batch's
-    targets and its shared negatives per target position. ALS: not counted (None).
+    targets and its shared negatives per target position. ALS and repeat_explore: not counted (None).
     """
+    if model.name == "repeat_explore":
+        return None
     if hasattr(model, "training_rows"):
         per_user, per_candidate = forward_flops(model.network_)
         return 3 * (per_user / (1 + model.config.negatives) + per_candidate)
@@ -149,7 +151,9 @@ def training_flops_per_example(model, split) -> float | None:
 
 def training_examples(model, split) -> int:
     """Rows per epoch: positives x (1 + negatives) for the neural models, target positions for
-    GRU4Rec, training interactions for ALS."""
+    GRU4Rec, training events for repeat_explore (each a positive), training interactions for ALS."""
+    if model.name == "repeat_explore":
+        return int(split.is_train.sum())
     if hasattr(model, "training_rows"):
         return len(model.training_rows(split)) * (1 + model.config.negatives)
     if model.name == "gru4rec":
@@ -270,14 +274,18 @@ def scoring(model, split, results: dict, n_users: int, naive_users: int, full_us
 
 def score_candidates(model, split, results: dict, n_users: int, label: str = "") -> np.ndarray:
     """Rank 1,000 candidates for n_users (test users repeated to the paper's user count), with the
-    event kinds of each window (typed models read them; the others ignore them)."""
+    event kinds of each window (typed models read them; the others ignore them) and, for a model
+    that reads them (repeat_explore), the time gaps."""
     users = np.resize(split.test.user, n_users)
     items, kinds = split.windows("test", 50)
     sequences, kinds = np.resize(items, (n_users, 50)), np.resize(kinds, (n_users, 50))
     candidates = np.resize(split.test.candidates, (n_users, split.test.candidates.shape[1]))
-    model.score(users[:256], sequences[:256], candidates[:256], kinds[:256])  # trace
+    extra = {"gaps": np.resize(split.gaps("test", 50), (n_users, 50))} if model.reads_gaps else {}
+    model.score(
+        users[:256], sequences[:256], candidates[:256], kinds[:256], **{k: v[:256] for k, v in extra.items()}
+    )
     name = f"score {label}{n_users:,} users x 1,000 candidates"
-    return timed(results, name, model.score, users, sequences, candidates, kinds)
+    return timed(results, name, model.score, users, sequences, candidates, kinds, **extra)
 
 
 def naive_scores(model, users, window: dict, candidates, users_per_call: int = 16) -> np.ndarray:
@@ -558,6 +566,8 @@ def main() -> None:
         scoring(trained["cnn_hybrid"], split, results, n_users, 256 if args.quick else 2048, 256)
     if "repeat_hybrid" in trained:  # the copy path's features are computed in the scoring graph
         score_candidates(trained["repeat_hybrid"], split, results, n_users, label="repeat_hybrid: ")
+    if "repeat_explore" in trained:  # the explore head's normaliser runs over the whole catalogue
+        score_candidates(trained["repeat_explore"], split, results, n_users, label="repeat_explore: ")
     if not args.no_scaling:
         scaling(results, "quick" if args.quick else "full")
     if not (args.quick or args.no_scaling):

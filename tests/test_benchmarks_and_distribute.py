@@ -183,3 +183,14 @@ def test_the_scoring_benchmark_runs_the_default_typed_window(bench, ci_split, ca
     assert naive["max_abs_score_difference"] < 1e-4  # the naive graph scores what the factored one does
     assert results["score 64 users x 1,000 candidates"]["seconds"] > 0
     assert any(key.startswith("full ranking") for key in results)
+
+
+def test_the_training_and_scoring_rows_of_repeat_explore_read_its_time_gaps(bench, ci_split):
+    results = {}
+    trained = bench.training(ci_split, ["repeat_explore"], results, peak_gflops=100.0)
+    row = results["train repeat_explore"]
+    assert row["examples_per_epoch"] == ci_split.is_train.sum() and row["achieved_gflops"] is None
+    model = trained["repeat_explore"]
+    scores = bench.score_candidates(model, ci_split, results, 64, label="repeat_explore: ")
+    assert scores.shape == (64, ci_split.test.candidates.shape[1]) and np.isfinite(scores).all()
+    assert results["score repeat_explore: 64 users x 1,000 candidates"]["seconds"] > 0
