@@ -30,6 +30,7 @@ from recsys_helpers.models.repeat_explore import (
     last_occurrence,
     repeat_rate,
     training_labels,
+    window_columns,
 )
 from recsys_helpers.protocol import event_gaps, last_events, leave_one_out
 from recsys_helpers.registry import split_name
@@ -211,6 +212,15 @@ def test_the_sampled_softmax_leaves_out_copies_of_the_target_padding_and_touched
         logits[1, 2] - np.logaddexp.reduce(logits[1]),
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_window_columns_marks_exactly_the_columns_holding_a_window_item():
+    rng = np.random.default_rng(0)
+    columns = rng.integers(0, 12, size=40).astype(np.int32)  # repeats and padding among them
+    history = rng.integers(0, 15, size=(6, 7)).astype(np.int32)  # items absent from the columns too
+    history[0] = 0  # an empty window marks nothing
+    expected = ((columns[None, :, None] == history[:, None, :]) & (history[:, None, :] != 0)).any(axis=2)
+    np.testing.assert_array_equal(window_columns(tf.constant(columns), tf.constant(history)).numpy(), expected)
 
 
 # ---------------------------------------------------------------------- training and persistence

@@ -448,9 +448,7 @@ class RepeatExploreTask:
         is_own = tf.range(tf.shape(columns)[0])[None, :] == own[:, None]
         excluded = ((columns[None, :] == items[:, :1]) & ~is_own) | (columns[None, :] == 0)
         if self.explore_mask:
-            excluded |= tf.reduce_any(
-                (columns[None, :, None] == history[:, None, :]) & (history[:, None, :] != 0), axis=2
-            )
+            excluded |= window_columns(columns, history)
         return logits, tf.gather(self.log_q, columns), excluded, own
 
     def sampled_log_softmax(self, state, items, history):
@@ -470,6 +468,27 @@ class RepeatExploreTask:
         labels = tf.cast(tf.range(width) == 0, logits.dtype)[None, :] + tf.zeros_like(logits)
         entries = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
         return tf.reduce_sum(tf.where(excluded, 0.0, entries), axis=1)
+
+
+def window_columns(columns: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    """bool[B, N]: column n holds an item of row b's window (padding 0 never does).
+
+    Each window item is looked up by a binary search among the batch's distinct column items and
+    marked in a [B, distinct] table, which the columns then gather: O(B N + B H log N) work, where
+    comparing every column with every window item costs O(B N H) (a fifth of an epoch's time)."""
+    distinct, position = tf.unique(columns)
+    order = tf.argsort(distinct)
+    ordered = tf.gather(distinct, order)
+    wanted = tf.reshape(history, [-1])
+    at = tf.minimum(tf.searchsorted(ordered[None], wanted[None])[0], tf.size(distinct) - 1)
+    found = (tf.gather(ordered, at) == wanted) & (wanted != 0)
+    rows = tf.repeat(tf.range(tf.shape(history)[0]), tf.shape(history)[1])
+    hits = tf.scatter_nd(
+        tf.stack([rows, tf.gather(order, at)], axis=1),
+        tf.cast(found, tf.int32),
+        tf.stack([tf.shape(history)[0], tf.size(distinct)]),
+    )
+    return tf.gather(hits, position, axis=1) > 0
 
 
 def repeat_rate(labels: dict[str, np.ndarray]) -> float:
