@@ -286,6 +286,21 @@ def _task_gradient(explore_loss: str, explicit: float) -> float:
     return 0.0 if gradient is None else float(tf.norm(tf.convert_to_tensor(gradient)))
 
 
+def test_the_gate_reads_the_encoder_state_but_does_not_train_it():
+    model = _untrained(11)
+    request = model.request_inputs(WINDOWS[1:], KINDS[1:], GAPS[1:], model.user_stats_[1:])
+    request["items"] = np.array([[4], [6]], dtype=np.int32)
+    encoder = model.network_.get_layer("gru").trainable_variables
+    gate_kernel = model.network_.get_layer("gate").kernel
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = model.network_(request, training=False)
+        gate, explore = tf.reduce_sum(outputs["gate"]), tf.reduce_sum(outputs["explore"])
+    assert all(g is None for g in tape.gradient(gate, encoder))
+    dim = model.config.dim  # the kernel's first rows weigh the state
+    assert float(tf.norm(tape.gradient(gate, gate_kernel)[:dim])) > 0.0  # it reads the state
+    assert all(g is not None for g in tape.gradient(explore, encoder))
+
+
 def test_without_an_explore_term_views_no_longer_teach_the_explore_head():
     assert _task_gradient("mixture", explicit=0.0) == 0.0
     assert _task_gradient("mixture", explicit=1.0) > 0.0  # the mixture's explicit rows still do
