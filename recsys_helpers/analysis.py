@@ -305,3 +305,26 @@ def stage_evaluations(model, split: Split, which: str = "test", batch: int = 256
     }
     ranks = {rule: rank_of_positive(scores[:, 0], scores[:, 1:]) for rule, scores in rules.items()}
     return {rule: Evaluation(r, repeat=targets.repeat) for rule, r in ranks.items()}
+
+
+def calibration(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """How well a predicted probability matches what happened: the requests sorted by `predicted`
+    and cut into `bins` groups of (nearly) equal size (equal counts, not equal widths: a gate's
+    predictions often crowd into a narrow range), one row per group with its mean prediction, the
+    observed rate of `observed` (bool), its 95% Wilson interval (low, high) and the count n.
+    A calibrated predictor has observed ~ predicted in every row."""
+    predicted, observed = np.asarray(predicted, dtype=np.float64), np.asarray(observed, dtype=bool)
+    if predicted.shape != observed.shape or predicted.ndim != 1 or len(predicted) < bins or bins < 1:
+        raise ValueError(
+            f"calibration needs two 1-d arrays of one length >= bins ({bins}); got shapes "
+            f"{predicted.shape} and {observed.shape}."
+        )
+    rows = []
+    for group in np.array_split(np.argsort(predicted, kind="stable"), bins):
+        n, rate = len(group), observed[group].mean()
+        z = 1.959964
+        centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z / (1 + z**2 / n) * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
+        rows.append({"predicted": predicted[group].mean(), "observed": rate,
+                     "low": centre - half, "high": centre + half, "n": n})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -247,3 +247,18 @@ def tuning_curves(trials: pd.DataFrame) -> plt.Figure:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def reliability(table: pd.DataFrame, title: str | None = None, xlabel: str = "predicted") -> plt.Figure:
+    """A reliability diagram from `analysis.calibration`: each group's observed rate (95% interval)
+    against its mean prediction, with the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    x, y = table["predicted"].to_numpy(float), table["observed"].to_numpy(float)
+    err = np.vstack([y - table["low"].to_numpy(float), table["high"].to_numpy(float) - y])
+    ax.errorbar(x, y, yerr=err, fmt="o", color="tab:blue", capsize=3)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=xlabel, ylabel="observed rate (95% CI)", title=title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -85,3 +85,24 @@ def test_metric_bars_draws_each_models_value_sorted_and_names_the_protocol_in_th
     assert [p.get_width() for p in ax.patches] == [0.5, 0.7]  # sorted: the best model on top
     assert fig._suptitle.get_text() == "5 seeds, the paper's negatives"
     assert metric_bars(summary, ("hr@10",))._suptitle is None
+
+
+def test_calibration_bins_by_equal_counts_and_the_reliability_plot_draws_every_bin():
+    import numpy as np
+    import pytest
+
+    from recsys_helpers.analysis import calibration
+    from recsys_helpers.plots import reliability
+
+    predicted = np.array([0.1, 0.2, 0.15, 0.9, 0.8, 0.85])
+    observed = np.array([False, True, False, True, True, False])
+    table = calibration(predicted, observed, bins=2)
+    assert list(table["n"]) == [3, 3]
+    np.testing.assert_allclose(table["predicted"], [0.15, 0.85])
+    np.testing.assert_allclose(table["observed"], [1 / 3, 2 / 3])
+    assert (table["low"] < table["observed"]).all() and (table["observed"] < table["high"]).all()
+    assert table.loc[0, "high"] == pytest.approx(0.7923, abs=1e-4)  # Wilson, 1 of 3
+    points = reliability(table).axes[0].lines[0]
+    np.testing.assert_allclose(points.get_xdata(), table["predicted"])
+    with pytest.raises(ValueError, match="1-d arrays"):
+        calibration(predicted, observed[:5])
