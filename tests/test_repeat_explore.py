@@ -220,7 +220,9 @@ def test_window_columns_marks_exactly_the_columns_holding_a_window_item():
     history = rng.integers(0, 15, size=(6, 7)).astype(np.int32)  # items absent from the columns too
     history[0] = 0  # an empty window marks nothing
     expected = ((columns[None, :, None] == history[:, None, :]) & (history[:, None, :] != 0)).any(axis=2)
-    np.testing.assert_array_equal(window_columns(tf.constant(columns), tf.constant(history)).numpy(), expected)
+    np.testing.assert_array_equal(
+        window_columns(tf.constant(columns), tf.constant(history)).numpy(), expected
+    )
 
 
 # ---------------------------------------------------------------------- training and persistence

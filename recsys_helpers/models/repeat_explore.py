@@ -50,7 +50,8 @@ Choices the issue leaves open (each a default a later ablation can move):
   plus bias, sampled softmax over popularity-sampled items) the explore head takes over; the CNN's
   filters of heights 1..4 over L = 5 distinct items were shaped for the MLP head. Not measured
   against the CNN here.
-* No user embedding (the issue: only if it earns its place on validation).
+* No user embedding by default (the issue: only if it earns its place on validation); the tuning
+  search decides (`tuning.SEARCH_SPACES`), and on the course shop it chose one.
 * "Touched" means in the window (H events, 20 by default; evaluation passes 50): an item the user
   touched before it is new to the network and scored by the explore head.
 * The gate and the mixture read explicit-interaction rows only: views repeat far more often than
@@ -63,9 +64,10 @@ Choices the issue leaves open (each a default a later ablation can move):
   - a bilinear term h^T W E[i_k] in the repeat logits (the state times the item's
     vector): it made the repeat softmax confident on the wrong slot.
   Course shop, default settings but learning_rate 0.005, seed 0, validation HR@10 under the
-  paper's negatives [repeat / new targets], at the best of the first 8-14 epochs: with both parts (the issue's sketch)
-  0.589 [0.821 / 0.342]; without the bilinear term 0.665 [0.872 / 0.445]; with a stop-gradient
-  gate only 0.636 [0.805 / 0.455]; without both 0.759 [0.994 / 0.509] (still rising at epoch 10).
+  paper's negatives [repeat / new targets], at the best of the first 8-14 epochs: with both parts
+  (the issue's sketch) 0.589 [0.821 / 0.342]; without the bilinear term 0.665 [0.872 / 0.445];
+  with a stop-gradient gate only 0.636 [0.805 / 0.455]; without both 0.759 [0.994 / 0.509]
+  (still rising at epoch 10).
   The repeat head now ranks touched items by what generalises across users (recency, kind, count,
   time since the touch, same session), as repeat_hybrid's copy path does. The gate still reads h,
   so a state that marks a repeat request can move it.
