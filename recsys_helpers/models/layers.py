@@ -168,6 +168,15 @@ class MaskedEmbedding(Embedding):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class StopGradient(layers.Layer):
+    """Its input unchanged, through which no gradient flows back: `keras.ops.stop_gradient` as a
+    layer, since older Keras 3 (3.3, the oldest stack) cannot apply the op to a symbolic tensor."""
+
+    def call(self, inputs):
+        return ops.stop_gradient(inputs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class CopyFeatures(layers.Layer):
     """Where each candidate occurs in the user's latest events: the features of a copy path.
 

@@ -105,7 +105,7 @@ from .gate import (
     user_repeat_stats,
     user_totals,
 )
-from .layers import CopyFeatures, MaskedEmbedding
+from .layers import CopyFeatures, MaskedEmbedding, StopGradient
 from .neural import KIND_DIM, NeuralRecommender, _fit_length, output_logits
 from .trainer import LazyAdamTrainer
 from .training import train_with_early_stopping
@@ -219,7 +219,8 @@ class RepeatExplore(NeuralRecommender):
             state = layers.Add(name="with_user")([state, users(inputs["users"])])
         state = layers.Dropout(c.dropout, name="state")(state)
 
-        gate_in = layers.Concatenate(name="gate_inputs")([ops.stop_gradient(state), inputs["gate_features"]])
+        read_only = StopGradient(name="gate_reads_state")(state)
+        gate_in = layers.Concatenate(name="gate_inputs")([read_only, inputs["gate_features"]])
         if c.gate == "fixed":  # a zero kernel and the rate's logit as a bias, never trained
             logit = float(np.log(repeat_rate) - np.log1p(-repeat_rate))
             bias = keras.initializers.Constant(logit)
