@@ -102,22 +102,27 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
     "cnn_hybrid": _PROPOSED,
     "repeat_hybrid": _PROPOSED,
     # The repeat/explore mixture: its explore head is trained as GRU4Rec is, so it searches GRU4Rec's
-    # sampler (batch rows x negatives = the shared sampled items, their popularity exponent) and
-    # learning rates up to GRU4Rec's 0.03 (at 0.005 the default model still improved at epoch 10),
-    # plus the weight of non-purchase rows, the window it copies from, and whether a free per-user
-    # embedding earns its place (the issue: only if validation says so). Batches of 256 or 512 rows
-    # and windows of 10 or 20 events keep a trial near two minutes on 2 cores: the GRU runs one
-    # step per window event per batch, so batch 128 with 50 events is 2x the steps of 2.5x the length.
+    # sampler (batch rows x negatives = the shared sampled items, their popularity exponent), its
+    # two losses (the sampled softmax or BPR-max with its regulariser) and learning rates up to
+    # GRU4Rec's 0.03 (at 0.005 the default model still improved at epoch 10), plus the weight of
+    # non-purchase rows, the window it copies from, and whether a free per-user embedding earns its
+    # place (the issue: only if validation says so). Batches of 256 or 512 rows and windows of at
+    # most 20 events keep a trial near two minutes on 2 cores: the GRU runs one step per window
+    # event per batch, so batch 128 with 50 events is 2x the steps of 2.5x the length. The first
+    # study (softmax only) chose values on three edges (d = 32, 1 negative, a 10-event window):
+    # d = 16 and a 5-event window widen two of them; one negative per row is the least there is.
     "repeat_explore": {
         "learning_rate": Float(3e-4, 3e-2, log=True),
         "dropout": Float(0.0, 0.5),
         "embedding_l2": Float(1e-7, 1e-2, log=True),
-        "dim": Choice((32, 50, 64, 100)),
+        "dim": Choice((16, 32, 50, 64, 100)),
         "batch_size": Choice((256, 512)),
         "negatives": Int(1, 16, log=True),  # up to 8,192 shared negatives, GRU4Rec's largest choice
         "gru_sample_alpha": Float(0.0, 1.0),
+        "explore_loss": Choice(("softmax", "bpr_max")),
+        "gru_bpreg": Float(0.0, 2.0),
         "view_weight": Float(0.0, 1.0),
-        "copy_len": Choice((10, 20)),
+        "copy_len": Choice((5, 10, 20)),
         "user_embedding": Choice((False, True)),
     },
 }

@@ -308,6 +308,7 @@ def test_without_an_explore_term_views_no_longer_teach_the_explore_head():
     assert _task_gradient("mixture", explicit=1.0) > 0.0  # the mixture's explicit rows still do
     assert _task_gradient("softmax", explicit=0.0) > 0.0
     assert _task_gradient("bce", explicit=0.0) > 0.0
+    assert _task_gradient("bpr_max", explicit=0.0) > 0.0
 
 
 def test_the_bce_term_scores_each_rows_target_against_its_own_samples():
@@ -324,6 +325,28 @@ def test_the_bce_term_scores_each_rows_target_against_its_own_samples():
     # row 0 (target 3): its sample 5 is touched and its second 3 a copy, so only the target counts;
     # row 1 (target 4): the target and both samples
     expected = [softplus[0, 0] - logits[0, 0], softplus[1].sum() - logits[1, 0]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_the_bpr_max_term_ranks_each_rows_target_above_the_columns_the_softmax_keeps():
+    model = _untrained(6)
+    task = RepeatExploreTask(model.network_, np.log(np.arange(1.0, 8.0)), explore_loss="bpr_max", bpreg=0.5)
+    state = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    items = np.array([[3, 5], [4, 3]], dtype=np.int32)  # columns 3, 5, 4, 3
+    history = np.array([[0, 0, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
+    got = task.sampled_bpr_max(state, keras.ops.convert_to_tensor(items), history).numpy()
+    vectors = model.network_.get_layer("output_items").embeddings.numpy()
+    bias = model.network_.get_layer("output_bias").embeddings.numpy()[:, 0]
+    columns = items.ravel()
+    logits = state @ vectors[columns].T + bias[columns]  # no logQ correction
+
+    def bpr_max(positive, negatives):
+        weights = np.exp(negatives - negatives.max()) / np.exp(negatives - negatives.max()).sum()
+        ranking = (weights / (1.0 + np.exp(negatives - positive))).sum()
+        return -np.log(ranking + 1e-24) + 0.5 * (weights * negatives**2).sum()
+
+    # row 0 (target 3): item 4 only (5 is touched, the second 3 a copy); row 1 (target 4): 3, 5, 3
+    expected = [bpr_max(logits[0, 0], logits[0, [2]]), bpr_max(logits[1, 2], logits[1, [0, 1, 3]])]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 

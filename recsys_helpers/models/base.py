@@ -20,7 +20,7 @@ from ..protocol import Split
 EXPLICIT_LOSSES = ("every_row", "ite", "hard")
 GRU_LOSSES = ("cross_entropy", "bpr_max")
 GATES = ("learned", "fixed")
-EXPLORE_LOSSES = ("softmax", "mixture", "bce")
+EXPLORE_LOSSES = ("softmax", "mixture", "bce", "bpr_max")
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,16 @@ class ModelConfig:
     # rate, a constant), how its explore head learns ("softmax": the sampled softmax, in a term of
     # its own and inside the mixture; "mixture": no term of its own, so only the mixture's
     # explicit-interaction rows teach it; "bce": binary cross-entropy of each row's target against
-    # its own sampled items, the mixture reading the sampled softmax without its gradient) and a
-    # free per-user embedding added to the encoder state.
+    # its own sampled items; "bpr_max": GRU4Rec's BPR-max against the batch's columns, with
+    # gru_bpreg; with "bce" and "bpr_max" the mixture reads the sampled softmax without its
+    # gradient) and a free per-user embedding added to the encoder state.
     gate: str = "learned"
     explore_loss: str = "softmax"
     user_embedding: bool = False
     # GRU4Rec's own training settings, the ones its authors tune (Hidasi & Czapp 2023): the loss
     # ("cross_entropy" or "bpr_max"), the popularity-sampled negatives shared by a batch (0: only
     # the batch's other targets), their exponent (P(item) ~ count^alpha: 0 uniform, 1 popularity)
-    # and BPR-max's score regularisation weight.
+    # and BPR-max's score regularisation weight (also repeat_explore's, with explore_loss="bpr_max").
     gru_loss: str = "cross_entropy"
     gru_samples: int = 2048
     gru_sample_alpha: float = 0.75
