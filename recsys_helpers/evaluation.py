@@ -169,13 +169,20 @@ def count_beating(
 
 
 def paired_table(
-    evaluations: dict[str, Evaluation], pairs: list[tuple[str, str]], metric: str = "hr", k: int = 10
+    evaluations: dict[str, Evaluation | list[Evaluation]],
+    pairs: list[tuple[str, str]],
+    metric: str = "hr",
+    k: int = 10,
 ) -> pd.DataFrame:
     """One row "A - B" per pair of evaluations (same targets): the mean per-user difference of
-    `metric` ("hr" or "ndcg") at k, its paired-bootstrap 95% CI (low, high) and the p-value."""
+    `metric` ("hr" or "ndcg") at k, its paired-bootstrap 95% CI (low, high) and the p-value. A
+    list of evaluations is one model's seeds: the interval then has two levels (seeds, then users;
+    `metrics.paired_comparison`), seed s of A paired with seed s of B."""
     rows = {}
     for a, b in pairs:
-        c = paired_comparison(evaluations[a].gains(metric, k), evaluations[b].gains(metric, k))
+        c = paired_comparison(
+            _per_seed_gains(evaluations[a], metric, k), _per_seed_gains(evaluations[b], metric, k)
+        )
         rows[f"{a} - {b}"] = {
             "difference": c.difference.mean,
             "low": c.difference.low,
@@ -183,6 +190,14 @@ def paired_table(
             "p_value": c.p_value,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _per_seed_gains(
+    result: Evaluation | list[Evaluation], metric: str, k: int, full: bool = False, group: str | None = None
+) -> np.ndarray:
+    """float[n_seeds, n_users]: the per-user gains of one evaluation, or of each seed's."""
+    seeds = result if isinstance(result, (list, tuple)) else [result]
+    return np.stack([e.gains(metric, k, full, group) for e in seeds])
 
 
 def gain_by_group(
@@ -212,18 +227,23 @@ def gain_by_group(
     return pd.DataFrame(rows)
 
 
-def comparison_table(evaluations: dict[str, Evaluation], k: int = 10) -> pd.DataFrame:
+def comparison_table(evaluations: dict[str, Evaluation | list[Evaluation]], k: int = 10) -> pd.DataFrame:
     """One row per model (the dict's keys, in order): HR@k with its 95% CI, NDCG@k, full-ranking
-    HR@k (when computed), the share of repeat targets and HR@k of the repeat and new targets."""
+    HR@k (when computed), the share of repeat targets and HR@k of the repeat and new targets. A
+    list of evaluations is one model's seeds on the same targets: means over them, and a two-level
+    interval (seeds, then users; `metrics.bootstrap_ci`)."""
     rows = {}
     for name, result in evaluations.items():
-        est = result.ci("hr", k)
-        row = {f"hr@{k}": est.mean, "ci": f"[{est.low:.3f}, {est.high:.3f}]", f"ndcg@{k}": result.ndcg(k)}
-        if result.full_ranks is not None:
-            row[f"full_hr@{k}"] = result.hr(k, full=True)
-        if result.repeat is not None:
-            row["share_repeat"] = float(result.repeat.mean())
-            row |= {f"hr@{k}_{group}": result.hr(k, group=group) for group in GROUPS}
+        first = result[0] if isinstance(result, (list, tuple)) else result
+        est = bootstrap_ci(_per_seed_gains(result, "hr", k))
+        row = {f"hr@{k}": est.mean, "ci": f"[{est.low:.3f}, {est.high:.3f}]"}
+        row[f"ndcg@{k}"] = float(_per_seed_gains(result, "ndcg", k).mean())
+        if first.full_ranks is not None:
+            row[f"full_hr@{k}"] = float(_per_seed_gains(result, "hr", k, full=True).mean())
+        if first.repeat is not None:
+            row["share_repeat"] = float(first.repeat.mean())
+            for group in GROUPS:
+                row[f"hr@{k}_{group}"] = _mean(_per_seed_gains(result, "hr", k, group=group).ravel())
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 

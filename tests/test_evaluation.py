@@ -73,6 +73,27 @@ def test_paired_table_gives_the_mean_difference_and_an_interval_per_pair():
     assert table.loc["b - c", "high"] < 0 < table.loc["b - c", "p_value"] <= 1
 
 
+def test_the_tables_read_a_list_of_evaluations_as_seeds_with_a_two_level_interval():
+    from recsys_helpers.evaluation import paired_table
+
+    rng = np.random.default_rng(0)
+    repeat = rng.random(200) < 0.5
+    hits = {"a": [rng.random(200) < p for p in (0.9, 0.3)], "b": [rng.random(200) < p for p in (0.5, 0.5)]}
+    seeds = {
+        name: [Evaluation(np.where(h, 0, 50), repeat=repeat) for h in runs] for name, runs in hits.items()
+    }
+    table = comparison_table(seeds)
+    assert table.loc["a", "hr@10"] == pytest.approx(np.mean(hits["a"]))
+    assert table.loc["a", "hr@10_new"] == pytest.approx(np.mean([h[~repeat] for h in hits["a"]]))
+    one_seed = comparison_table({"a": seeds["a"][0]})
+    low, high = (float(x) for x in table.loc["a", "ci"].strip("[]").split(","))
+    low1, high1 = (float(x) for x in one_seed.loc["a", "ci"].strip("[]").split(","))
+    assert high - low > 2 * (high1 - low1)  # the seeds disagree (0.9 vs 0.3): their spread counts
+    paired = paired_table(seeds, [("a", "b")]).loc["a - b"]
+    assert paired["difference"] == pytest.approx(np.mean(hits["a"]) - np.mean(hits["b"]))
+    assert paired["low"] < 0 < paired["high"]  # +0.4 at one seed, -0.2 at the other: not established
+
+
 def test_gain_by_group_is_the_relative_ndcg_gain_per_group_with_nan_for_an_empty_group():
     from recsys_helpers.evaluation import gain_by_group
 
