@@ -194,15 +194,22 @@ def test_factored_scoring_equals_the_direct_mixture_of_the_three_heads(trained, 
     np.testing.assert_allclose(scores, np.take_along_axis(direct, candidates, axis=1), atol=2e-5)
 
 
-def test_the_sampled_softmax_leaves_out_copies_of_the_target_padding_and_touched_items():
+def _hand_batch(items: list[list[int]], **task_options):
+    """A loss checked by hand: the task of an untrained network, a random state float[2, 8], the
+    batch's items int[2, 1 + k], windows (row 0 touched item 5) and the output table and bias."""
     model = _untrained(6)
-    task = RepeatExploreTask(model.network_, np.log(np.arange(1.0, 8.0)))
+    task = RepeatExploreTask(model.network_, np.log(np.arange(1.0, 8.0)), **task_options)
     state = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
-    items = np.array([[3, 5], [4, 3]], dtype=np.int32)  # columns 3, 5, 4, 3
+    items = np.array(items, dtype=np.int32)
     history = np.array([[0, 0, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
-    got = task.sampled_log_softmax(state, keras.ops.convert_to_tensor(items), history).numpy()
     vectors = model.network_.get_layer("output_items").embeddings.numpy()
     bias = model.network_.get_layer("output_bias").embeddings.numpy()[:, 0]
+    return task, state, items, history, vectors, bias
+
+
+def test_the_sampled_softmax_leaves_out_copies_of_the_target_padding_and_touched_items():
+    task, state, items, history, vectors, bias = _hand_batch([[3, 5], [4, 3]])  # columns 3, 5, 4, 3
+    got = task.sampled_log_softmax(state, keras.ops.convert_to_tensor(items), history).numpy()
     columns = items.ravel()
     logits = state @ vectors[columns].T + bias[columns] - np.log(columns + 1.0)
     # row 0 (target 3): its own column and item 4; item 5 is touched, the second 3 a copy
@@ -312,14 +319,8 @@ def test_without_an_explore_term_views_no_longer_teach_the_explore_head():
 
 
 def test_the_bce_term_scores_each_rows_target_against_its_own_samples():
-    model = _untrained(6)
-    task = RepeatExploreTask(model.network_, np.zeros(7), explore_loss="bce")
-    state = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
-    items = np.array([[3, 5, 3], [4, 3, 1]], dtype=np.int32)
-    history = np.array([[0, 0, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
+    task, state, items, history, vectors, bias = _hand_batch([[3, 5, 3], [4, 3, 1]], explore_loss="bce")
     got = task.sampled_bce(state, keras.ops.convert_to_tensor(items), history).numpy()
-    vectors = model.network_.get_layer("output_items").embeddings.numpy()
-    bias = model.network_.get_layer("output_bias").embeddings.numpy()[:, 0]
     logits = np.einsum("bd,bkd->bk", state, vectors[items]) + bias[items]
     softplus = np.logaddexp(0.0, logits)
     # row 0 (target 3): its sample 5 is touched and its second 3 a copy, so only the target counts;
@@ -329,14 +330,10 @@ def test_the_bce_term_scores_each_rows_target_against_its_own_samples():
 
 
 def test_the_bpr_max_term_ranks_each_rows_target_above_the_columns_the_softmax_keeps():
-    model = _untrained(6)
-    task = RepeatExploreTask(model.network_, np.log(np.arange(1.0, 8.0)), explore_loss="bpr_max", bpreg=0.5)
-    state = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
-    items = np.array([[3, 5], [4, 3]], dtype=np.int32)  # columns 3, 5, 4, 3
-    history = np.array([[0, 0, 0, 5], [0, 0, 0, 0]], dtype=np.int32)
+    task, state, items, history, vectors, bias = _hand_batch(
+        [[3, 5], [4, 3]], explore_loss="bpr_max", bpreg=0.5
+    )
     got = task.sampled_bpr_max(state, keras.ops.convert_to_tensor(items), history).numpy()
-    vectors = model.network_.get_layer("output_items").embeddings.numpy()
-    bias = model.network_.get_layer("output_bias").embeddings.numpy()[:, 0]
     columns = items.ravel()
     logits = state @ vectors[columns].T + bias[columns]  # no logQ correction
 
