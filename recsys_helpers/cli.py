@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         default="1",
         help="comma-separated model seeds, e.g. 1,2,3,4,5 (the course's five); not the seed the "
-        f"settings were tuned with (0 for the committed course study, {TUNING_SEED} for new studies)",
+        f"settings were tuned with ({TUNING_SEED}, the committed course study's and every new study's)",
     )
     exp.add_argument("--split-seed", type=int, default=0, help="seed of the stored candidate sets")
     exp.add_argument("--n-negatives", type=int, default=999, help="candidates per target (paper: 999)")
