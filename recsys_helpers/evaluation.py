@@ -196,8 +196,12 @@ def _per_seed_gains(
     result: Evaluation | list[Evaluation], metric: str, k: int, full: bool = False, group: str | None = None
 ) -> np.ndarray:
     """float[n_seeds, n_users]: the per-user gains of one evaluation, or of each seed's."""
-    seeds = result if isinstance(result, (list, tuple)) else [result]
-    return np.stack([e.gains(metric, k, full, group) for e in seeds])
+    return np.stack([e.gains(metric, k, full, group) for e in _seeds(result)])
+
+
+def _seeds(result: Evaluation | list[Evaluation]) -> list[Evaluation]:
+    """One model's evaluations, one per seed (a single evaluation is one seed)."""
+    return list(result) if isinstance(result, (list, tuple)) else [result]
 
 
 def gain_by_group(
@@ -234,7 +238,7 @@ def comparison_table(evaluations: dict[str, Evaluation | list[Evaluation]], k: i
     interval (seeds, then users; `metrics.bootstrap_ci`)."""
     rows = {}
     for name, result in evaluations.items():
-        first = result[0] if isinstance(result, (list, tuple)) else result
+        first = _seeds(result)[0]
         est = bootstrap_ci(_per_seed_gains(result, "hr", k))
         row = {f"hr@{k}": est.mean, "ci": f"[{est.low:.3f}, {est.high:.3f}]"}
         row[f"ndcg@{k}"] = float(_per_seed_gains(result, "ndcg", k).mean())
