@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train each tuned model once per seed (the final fit only) for the epoch count its tuning "
         "chose, instead of a selection fit per seed: half the time or less",
     )
+    exp.add_argument(
+        "--selection-seed",
+        type=int,
+        default=None,
+        help="each model with epochs and no tuned count gets one selection fit with this seed (e.g. "
+        f"{TUNING_SEED}, no tested seed), then every seed trains only the final fit for the count it chose",
+    )
     exp.add_argument("--no-full", action="store_true", help="skip full-ranking metrics")
     exp.add_argument(
         "--out",
@@ -253,6 +260,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         out=args.out,
         report_only=args.report_only,
         tuned_epochs=args.tuned_epochs,
+        selection_seed=args.selection_seed,
         verbose=0,
         **overrides,
     )

@@ -269,6 +269,7 @@ def run_experiment(
     out: str | Path | None = None,
     report_only: bool = False,
     tuned_epochs: bool = False,
+    selection_seed: int | None = None,
     progress: str = "rows",
     **overrides,
 ) -> ExperimentResult:
@@ -294,6 +295,12 @@ def run_experiment(
     trained once per seed, the final fit only, for that count (`train(final_epochs=...)`; its
     valid_hr@10 is NaN and epochs 0); an `epochs` override caps the count. The others as above.
 
+    `selection_seed`: each model with epochs and without a tuned count gets one selection fit, with
+    this seed, and every seed then trains the final fit only, for the epoch count that fit chose:
+    n + 1 fits for n seeds instead of 2n (a claim's variants, which no tuning chose a count for).
+    The price is `tuned_epochs`' (the count was chosen with another seed), so pass a seed no tested
+    model uses: `tuning.TUNING_SEED`, and the rows are again final-only (valid_hr@10 NaN, epochs 0).
+
     `progress`: "rows" prints a line per model and seed as it is evaluated (the command line's
     log); "models" a line per model once its seeds are done (means over the seeds: a notebook's).
     """
@@ -306,7 +313,12 @@ def run_experiment(
         )
     cap = overrides.get("epochs")
     final_epochs = {name: _tuned_epochs(name, settings, cap) for name in models} if tuned_epochs else {}
-    store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None, final_epochs)
+    if selection_seed is not None and selection_seed in seeds:
+        raise ValueError(f"selection_seed={selection_seed} is also a tested seed: choose one that is not.")
+    # the models whose epoch count one selection fit with `selection_seed` will choose
+    selected = [] if selection_seed is None else [m for m in models if final_epochs.get(m) is None]
+    epoch_rule = final_epochs | {name: f"selected with seed {selection_seed}" for name in selected}
+    store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None, epoch_rule)
     rows, evaluations, trained, missing = [], {}, {}, []
     for name in models:
         for seed in seeds:
@@ -316,6 +328,10 @@ def run_experiment(
                 continue
             if reused is None:
                 options = settings_for(name, settings) | overrides
+                if name in selected:  # once per model, before its first seed
+                    selected.remove(name)
+                    _, history = train(name, split, cache=cache, final=False, seed=selection_seed, **options)
+                    final_epochs[name] = history.best_epoch if history.epoch else None  # None: no epochs
                 row, result, model = _run_one(name, seed, split, full, cache, options, final_epochs.get(name))
                 store.put(row, result)
                 trained[(name, seed)] = model

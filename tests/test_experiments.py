@@ -207,6 +207,23 @@ def test_run_experiment_takes_the_epoch_counts_from_tuned_settings(shop_and_spli
         run_experiment(split, ["ite"], [0], settings={"ite": {}}, tuned_epochs=True)
 
 
+def test_a_selection_seed_chooses_the_epoch_count_once_for_every_tested_seed(shop_and_split, tmp_path):
+    _, split = shop_and_split
+    options = {"dim": 8, "epochs": 10, "patience": 2, "min_steps": 0, "learning_rate": 0.01, "verbose": 0}
+    result = run_experiment(split, ["ite", "mf"], [0, 3], selection_seed=1, cache=tmp_path, **options)
+    _, selection = train("ite", split, seed=1, final=False, cache=tmp_path, **options)  # cached
+    assert 1 < selection.best_epoch < 10  # stopped early: the count is chosen, not the cap
+    table = result.table.set_index(["model", "seed"])
+    assert table.loc["ite", ["epochs", "final_epochs"]].values.tolist() == [[0, selection.best_epoch]] * 2
+    assert table.loc["ite", "valid_hr@10"].isna().all()  # no selection fit of the tested seeds
+    direct, _ = train("ite", split, seed=3, final_epochs=selection.best_epoch, **options)
+    tested = result.models["ite", 3]
+    assert (evaluate(tested, split, "test").ranks == evaluate(direct, split, "test").ranks).all()
+    assert (table.loc["mf", "valid_hr@10"] > 0).all()  # no epochs to choose: both fits, as before
+    with pytest.raises(ValueError, match="also a tested seed"):
+        run_experiment(split, ["ite"], [0, 1], selection_seed=1)  # before anything trains
+
+
 def test_a_cached_final_only_fit_reports_its_original_training_time(shop_and_split, tmp_path):
     from recsys_helpers.tuning import Settings
 

@@ -125,6 +125,9 @@ def test_the_cli_resumes_into_its_out_folder_with_a_model_cache(tmp_path, capsys
     assert main([*command, "--report-only"]) == 0
     assert main([*command, "--no-cache", "--epochs", "2"]) == 0
     assert len(list((tmp_path / "models").glob("*.history.json"))) == 2  # --no-cache kept nothing
+    assert main([*command, "--seeds", "1,2", "--selection-seed", "7"]) == 0
+    # one selection fit (seed 7), and the final fit of seed 2: seed 1's 1-epoch final fit is cached
+    assert len(list((tmp_path / "models").glob("*.history.json"))) == 2 + 2
 
 
 def test_all_combines_with_other_model_names_and_help_lists_the_models():
