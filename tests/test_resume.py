@@ -213,3 +213,18 @@ def test_evaluation_imports_no_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_code_key_ignores_docstrings_comments_and_layout_but_not_code(tmp_path):
+    from recsys_helpers.store import code_of
+
+    versions = {
+        "original": 'def f(x):\n    """Twice x."""\n    return 2 * x\n',
+        "documented": '"""A module."""\n\ndef f(x):  # a comment\n    """2x."""\n    return 2*x\n',
+        "changed": 'def f(x):\n    """Twice x."""\n    return 3 * x\n',
+    }
+    codes = {}
+    for name, text in versions.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        codes[name] = code_of(tmp_path / f"{name}.py")
+    assert codes["documented"] == codes["original"] != codes["changed"]
