@@ -132,10 +132,12 @@ class RepeatExplore(NeuralRecommender):
     """The repeat/explore mixture (module docstring). Uses from the config: dim, copy_len (H),
     dropout, embedding_l2, learning_rate, optimizer, batch_size (training rows per step),
     negatives (sampled items per row, shared by the batch), gru_sample_alpha, view_weight,
-    explore_mask, epochs, patience, min_steps, seed, verbose. Defaults: `REPEAT_EXPLORE_DEFAULTS`.
+    explore_mask, explore_loss, gru_bpreg (BPR-max's lambda), gate ("learned" / "fixed"),
+    user_embedding, epochs, patience, min_steps, seed, verbose. Defaults: `REPEAT_EXPLORE_DEFAULTS`.
 
     Learned: network_ (inputs history, history_kinds, history_buckets int32[B, H], slots
-    float32[B, H, 3], gate_features float32[B, 9], items int32[B, C]; outputs gate float[B],
+    float32[B, H, 3], gate_features float32[B, 9], items int32[B, C], and users int32[B] with
+    user_embedding; outputs gate float[B],
     repeat float[B, H], explore float[B, C], state float[B, d]) and user_stats_ float32[n_users, 3]
     (`gate.user_totals` over the fit's training rows: the gate's user features at scoring).
     """
