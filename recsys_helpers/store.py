@@ -15,6 +15,7 @@ leaves either the old state or the new one, never half of one.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -65,8 +66,15 @@ def fingerprint(identity: object, split: Split, sources: list[Path]) -> str:
 
 def code_of(source: Path) -> str:
     """The code of a Python file without its docstrings, comments and layout (its syntax tree):
-    editing a docstring or reformatting a file leaves the keys, and so the cached models, valid."""
-    tree = ast.parse(source.read_text())
+    editing a docstring or reformatting a file leaves the keys, and so the cached models, valid.
+    Parsed once per version of the file (an experiment computes a key per model and seed)."""
+    stat = source.stat()
+    return _code_of(str(source), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _code_of(path: str, mtime_ns: int, size: int) -> str:
+    tree = ast.parse(Path(path).read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and _is_docstring(body[0]):
