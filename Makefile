@@ -21,13 +21,18 @@ BOOT_PYTHON := $(shell command -v python3.11 2>/dev/null || \
 
 # The numbered course notebooks, in order (00_..., 01_..., ...).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# The lessons (`make course`) and the five-seed study (`make experiments`: 08, 11).
+STUDY   := $(filter notebooks/08_% notebooks/11_%,$(NOTEBOOKS))
+LESSONS := $(filter-out $(STUDY),$(NOTEBOOKS))
 # Those with outputs that nbval compares (cells marked NBVAL_CHECK_OUTPUT).
 CHECKED_NOTEBOOKS := $(shell grep -l NBVAL_CHECK_OUTPUT $(NOTEBOOKS) 2>/dev/null)
 
-.PHONY: help venv test test-oldest course notebooks lint bench bench-quick clean
+.PHONY: help venv test test-oldest course experiments notebooks lint bench bench-quick clean
 
 help:
-	@echo "make course       create .venv if missing, install, run every notebook (build/notebooks, build/html)"
+	@echo "make course       create .venv if missing, install, run the lessons: every notebook but 08 and 11"
+	@echo "                  (build/notebooks, build/html)"
+	@echo "make experiments  the same for the five-seed study, notebooks 08 and 11"
 	@echo "make test         create .venv if missing, run the unit tests (also on the oldest stack) and notebook checks"
 	@echo "make test-oldest  only the unit tests, on the oldest supported TensorFlow/Keras (.venv-oldest)"
 	@echo "make notebooks    re-execute the committed notebooks in place (their outputs are committed)"
@@ -121,18 +126,30 @@ else
 endif
 
 # ---------------------------------------------------------------------------------------------
-# The whole course, in order, with each notebook's default parameters (the embedded synthetic
-# shop): executed copies in build/notebooks/, HTML in build/html/.
-course: venv $(KERNEL)
-ifneq ($(NOTEBOOKS),)
+# The lessons in order (`course`), or the five-seed study (`experiments`), with each notebook's
+# default parameters (the embedded synthetic shop): executed copies in build/notebooks/, HTML in
+# build/html/. The two share the model cache (results/models/): run in either order.
+define run_notebooks
 	mkdir -p build/notebooks build/html
-	for nb in $(NOTEBOOKS); do \
+	for nb in $(1); do \
 		out="build/notebooks/$$(basename "$$nb")"; \
 		$(PY) -m papermill -k python3 --cwd notebooks --progress-bar "$$nb" "$$out" || exit 1; \
 		$(PY) -m nbconvert --to html --output-dir build/html "$$out" || exit 1; \
 	done
+endef
+
+course: venv $(KERNEL)
+ifneq ($(LESSONS),)
+	$(call run_notebooks,$(LESSONS))
 else
 	@echo "no notebooks/[0-9]*.ipynb yet: nothing to run"
+endif
+
+experiments: venv $(KERNEL)
+ifneq ($(STUDY),)
+	$(call run_notebooks,$(STUDY))
+else
+	@echo "no notebooks 08 or 11 yet: nothing to run"
 endif
 
 # The committed notebooks, re-executed in place with their default parameters (never -p, or the

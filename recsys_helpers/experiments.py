@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import multiprocessing
+import pickle
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from . import _worker
 from .data import SyntheticShop
 from .evaluation import GROUPS, Evaluation, count_beating, evaluate
 from .metrics import bootstrap_ci, holm, paired_comparison, rank_of_positive
-from .models import WRAPPER_CLASSES, make_model
+from .models import BEYOND_PAPER_MODELS, GPUS, MODELS, WRAPPER_CLASSES, make_model
 from .models.base import History, Recommender
 from .protocol import Split
 from .registry import split_name
 from .store import ModelCache, ResultStore, fingerprint, library_sources, model_sources
 from .tuning import settings_for
+
+MODEL_CLASSES = MODELS | BEYOND_PAPER_MODELS
 
 # The model seeds of every tested model and claim variant: five, none of them a tuning seed (the
 # committed course study tuned with seed 0, `tune` now uses tuning.TUNING_SEED = 100), so a verdict
@@ -246,8 +257,7 @@ def _fit(
     model = make_model(name, **overrides)
     if cache is None or not hasattr(model, "save"):
         return model, model.fit(split)
-    config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
-    key = fingerprint([name, type(model).__name__, config], split, model_sources())
+    key = _key(name, model, split)
     models = ModelCache(cache)
     cached = models.load(name, key, type(model))
     if cached is not None:
@@ -255,6 +265,106 @@ def _fit(
     history = model.fit(split)
     models.save(name, key, model, history)
     return model, history
+
+
+def _key(name: str, model: Recommender, split: Split) -> str:
+    """The cache key of fitting `model` (unfitted; registry name `name`) on `split`."""
+    config = {k: v for k, v in asdict(model.config).items() if k != "verbose"}
+    return fingerprint([name, type(model).__name__, config], split, model_sources())
+
+
+def _cached(split: Split, cache: str | Path, job: dict) -> bool:
+    """Whether `cache` holds every fit that `train(**job)` (not wrapped, a cached kind) would run."""
+    name, options = job["name"], _options(job)
+    final, final_epochs = options.pop("final", True), options.pop("final_epochs", None)
+
+    def history(fitted_on: Split, overrides: dict) -> History | None:
+        return ModelCache(cache).history(name, _key(name, make_model(name, **overrides), fitted_on))
+
+    if final_epochs is not None:
+        return history(split.final(), options | {"epochs": final_epochs}) is not None
+    selection = history(split, options)
+    if selection is None or not final:
+        return selection is not None
+    epochs = {"epochs": selection.best_epoch} if selection.epoch else {}
+    return history(split.final(), options | epochs) is not None
+
+
+def train_many(
+    split: Split, jobs: list[dict], *, cache: str | Path | None = None, workers: int = 1
+) -> list[tuple[Recommender, History]]:
+    """`[train(job["name"], split, cache=cache, **rest of job) for job in jobs]`, trained in
+    `workers` processes at once.
+
+    Each job is `train`'s keyword arguments with the model's "name". With `workers` > 1 the fits
+    are first trained into `cache` (a temporary folder without one) by that many processes of one
+    TensorFlow thread each, then each job is loaded from it, in order. A training step of these
+    models is many small operations, which a second thread does not speed up (cnn_hybrid on the
+    course shop: 6.4 s per epoch with one thread or two), and one thread trains the same weights to
+    the last bit: two processes on two cores train twice the fits in the same time, and each is the
+    model one process would train. With a GPU it trains in this process (the processes would compete
+    for the device). The processes are started fresh ("spawn"), so a script that calls this runs
+    it under `if __name__ == "__main__":`, as any such pool needs; notebooks need nothing.
+    """
+    _check_workers(workers)
+    if workers > 1 and not GPUS:
+        with tempfile.TemporaryDirectory() if cache is None else contextlib.nullcontext(cache) as folder:
+            _train_ahead(split, jobs, folder, workers)
+            return [train(job["name"], split, cache=folder, **_options(job)) for job in jobs]
+    return [train(job["name"], split, cache=cache, **_options(job)) for job in jobs]
+
+
+def _check_workers(workers) -> None:
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of at least 1 (1: train here), got {workers!r}.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
+def _options(job: dict) -> dict:
+    return {k: v for k, v in job.items() if k != "name"}
+
+
+def _train_ahead(
+    split: Split, jobs: list[dict], cache: str | Path, workers: int, coarse: bool = True
+) -> None:
+    """Train the jobs' fits that `cache` lacks into it, in `workers` processes (see `train_many`):
+    each distinct fit once (a wrapped model's is that of the model it wraps); models that the cache
+    does not keep (MF, the floors: seconds to fit), and a lone fit, are left to the caller. A
+    progress bar counts the fits, redrawn after each (`coarse`: each quarter, for a notebook)."""
+    distinct = {}
+    for job in jobs:
+        inner = split_name(job["name"])[1]
+        if hasattr(MODEL_CLASSES[inner], "save"):
+            job = job | {"name": inner}
+            distinct.setdefault(json.dumps(job, sort_keys=True, default=str), job)
+    distinct = {text: job for text, job in distinct.items() if not _cached(split, cache, job)}
+    if len(distinct) < 2:
+        return  # one fit or none: the caller trains it, no process to start
+    workers, every = min(workers, len(distinct)), -(-len(distinct) // 4) if coarse else 1
+    context = multiprocessing.get_context("spawn")  # not fork: this process has started TensorFlow
+    bar = tqdm(
+        total=len(distinct),
+        desc=f"training {_count(len(distinct), 'fit')} in {_count(workers, 'process')}",
+        unit="fit",
+        miniters=every,
+        mininterval=0,
+        maxinterval=float("inf"),  # redraw only every `every` fits
+    )
+    initargs = (pickle.dumps(split), str(cache))
+    with bar, ProcessPoolExecutor(workers, context, initializer=_worker.start, initargs=initargs) as pool:
+        futures = {pool.submit(_worker.fit, job): job for job in distinct.values()}
+        for future in as_completed(futures):
+            try:
+                future.result()
+            except BrokenProcessPool as error:
+                raise RuntimeError(
+                    f"a training process died (out of memory?) while training {futures[future]['name']}: "
+                    "run with fewer workers (workers=1 trains in this process)."
+                ) from error
+            bar.update()
 
 
 def run_experiment(
@@ -271,6 +381,7 @@ def run_experiment(
     tuned_epochs: bool = False,
     selection_seed: int | None = None,
     progress: str = "rows",
+    workers: int = 1,
     **overrides,
 ) -> ExperimentResult:
     """Train (selection fit, then the tested final fit: see `train`) and evaluate each model with
@@ -303,9 +414,14 @@ def run_experiment(
 
     `progress`: "rows" prints a line per model and seed as it is evaluated (the command line's
     log); "models" a line per model once its seeds are done (means over the seeds: a notebook's).
+
+    `workers`: with more than one, every fit is first trained in that many processes (`train_many`:
+    the same models, about `workers` times faster on as many CPU cores), then loaded and evaluated
+    here, in order. The selection fits come first, then the final fits that need their epoch count.
     """
     if progress not in ("rows", "models"):
         raise ValueError(f"progress must be 'rows' or 'models', got {progress!r}.")
+    _check_workers(workers)
     if tuned_epochs and not hasattr(settings, "epochs"):
         raise ValueError(
             "tuned_epochs (--tuned-epochs) needs tuned settings (tuning.load_settings, --settings): "
@@ -319,54 +435,91 @@ def run_experiment(
     selected = [] if selection_seed is None else [m for m in models if final_epochs.get(m) is None]
     epoch_rule = final_epochs | {name: f"selected with seed {selection_seed}" for name in selected}
     store = _RunStore(out, split, models, seeds, settings, overrides, full, shop is not None, epoch_rule)
-    rows, evaluations, trained, missing = [], {}, {}, []
-    for name in models:
-        for seed in seeds:
-            reused = store.get(name, seed)
-            if reused is None and report_only:
-                missing.append(f"{name} seed {seed}")
-                continue
-            if reused is None:
-                options = settings_for(name, settings) | overrides
-                if name in selected:  # once per model, before its first seed
-                    selected.remove(name)
-                    _, history = train(name, split, cache=cache, final=False, seed=selection_seed, **options)
-                    final_epochs[name] = history.best_epoch if history.epoch else None  # None: no epochs
-                row, result, model = _run_one(name, seed, split, full, cache, options, final_epochs.get(name))
-                store.put(row, result)
-                trained[(name, seed)] = model
-            else:
-                row, result = reused
-            rows.append(row)
-            evaluations[(name, seed)] = result
-            if progress == "rows":
+    stored = {(name, seed): store.get(name, seed) for name in models for seed in seeds}
+    options = {name: settings_for(name, settings) | overrides for name in models}
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not report_only and not GPUS:
+            cache = cache or stack.enter_context(tempfile.TemporaryDirectory())
+            todo = [key for key, row in stored.items() if row is None]
+            ahead = (final_epochs, selected, selection_seed, cache, workers, progress == "models")
+            _train_experiment(split, todo, options, *ahead)
+        rows, evaluations, trained, missing = [], {}, {}, []
+        for name in models:
+            for seed in seeds:
+                reused = stored[(name, seed)]
+                if reused is None and report_only:
+                    missing.append(f"{name} seed {seed}")
+                    continue
+                if reused is None:
+                    if name in selected:  # once per model, before its first seed
+                        selected.remove(name)
+                        fit = {"final": False, "seed": selection_seed, **options[name]}
+                        _, history = train(name, split, cache=cache, **fit)
+                        final_epochs[name] = history.best_epoch if history.epoch else None  # None: no epochs
+                    epochs = final_epochs.get(name)
+                    row, result, model = _run_one(name, seed, split, full, cache, options[name], epochs)
+                    store.put(row, result)
+                    trained[(name, seed)] = model
+                else:
+                    row, result = reused
+                rows.append(row)
+                evaluations[(name, seed)] = result
+                if progress == "rows":
+                    print(
+                        f"[{name} seed {seed}] {_progress_line([row])}"
+                        + ("  (stored)" if reused is not None else ""),
+                        flush=True,
+                    )
+            done = [row for row in rows if row["model"] == name]
+            if progress == "models" and done:
                 print(
-                    f"[{name} seed {seed}] {_progress_line([row])}"
-                    + ("  (stored)" if reused is not None else ""),
+                    f"[{name}] {len(done)} seed{'s' if len(done) > 1 else ''}: {_progress_line(done)}",
                     flush=True,
                 )
-        done = [row for row in rows if row["model"] == name]
-        if progress == "models" and done:
-            print(
-                f"[{name}] {len(done)} seed{'s' if len(done) > 1 else ''}: {_progress_line(done)}", flush=True
+        if missing and len(missing) == len(models) * len(seeds):
+            raise ValueError(
+                f"no stored rows in {out} for these models and seeds: run without --report-only."
             )
-    if missing and len(missing) == len(models) * len(seeds):
-        raise ValueError(f"no stored rows in {out} for these models and seeds: run without --report-only.")
-    if missing:
-        print(f"not computed yet (left out of the report): {', '.join(missing)}", flush=True)
-    if shop is not None:
-        reused = store.get("oracle", 0)
-        if reused is None:
-            result = oracle_evaluation(shop, split, full=full)
-            row = {"model": "oracle", "seed": 0, **result.summary()}
-            row |= {"epochs": 0, "train_s": 0.0, "eval_s": 0.0}
-            store.put(row, result)
-        else:
-            row, result = reused
-        evaluations[("oracle", 0)] = result
-        rows.append(row)
-    table = pd.DataFrame(rows).drop(columns=["key", "split"], errors="ignore")
+        if missing:
+            print(f"not computed yet (left out of the report): {', '.join(missing)}", flush=True)
+        if shop is not None:
+            reused = store.get("oracle", 0)
+            if reused is None:
+                result = oracle_evaluation(shop, split, full=full)
+                row = {"model": "oracle", "seed": 0, **result.summary()}
+                row |= {"epochs": 0, "train_s": 0.0, "eval_s": 0.0}
+                store.put(row, result)
+            else:
+                row, result = reused
+            evaluations[("oracle", 0)] = result
+            rows.append(row)
+        table = pd.DataFrame(rows).drop(columns=["key", "split"], errors="ignore")
     return ExperimentResult(table, evaluations, trained, split, shop, None if out is None else Path(out))
+
+
+def _train_experiment(split, todo, options, final_epochs, selected, selection_seed, cache, workers, coarse):
+    """Train `run_experiment`'s fits for the (model, seed) pairs `todo` into `cache`, in `workers`
+    processes: every selection fit and every fit that needs none, then the final fits whose epoch
+    count a selection fit chose."""
+    kept = {name for name, _ in todo if hasattr(MODEL_CLASSES[split_name(name)[1]], "save")}
+    waiting = sorted(kept & set(selected))
+    first = [{"name": name, "seed": selection_seed, "final": False, **options[name]} for name in waiting]
+    first += [
+        {"name": name, "seed": seed, "final_epochs": final_epochs.get(name), **options[name]}
+        for name, seed in todo
+        if name not in waiting
+    ]
+    _train_ahead(split, first, cache, workers, coarse)
+    chosen = {
+        name: train(name, split, cache=cache, final=False, seed=selection_seed, **options[name])[1].best_epoch
+        for name in waiting
+    }
+    then = [
+        {"name": name, "seed": seed, "final_epochs": chosen[name], **options[name]}
+        for name, seed in todo
+        if name in chosen
+    ]
+    _train_ahead(split, then, cache, workers, coarse)
 
 
 def _progress_line(rows: list[dict]) -> str:

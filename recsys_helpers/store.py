@@ -143,6 +143,15 @@ class ModelCache:
             self.discard(name, key)
             return None
 
+    def history(self, name: str, key: str) -> History | None:
+        """The history of an entry, without loading its model; None when there is none."""
+        from .models.base import History
+
+        try:
+            return History(**json.loads((self.folder / f"{self._stem(name, key)}.history.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def save(self, name: str, key: str, model: Recommender, history: History) -> None:
         """Write an entry: the model into a temporary folder, then each file moved into place,
         the history file last (a kill before that leaves no entry, only files to overwrite)."""

@@ -9,6 +9,7 @@ from recsys_helpers.experiments import (
     oracle_evaluation,
     run_experiment,
     train,
+    train_many,
     verdict,
     write_report,
 )
@@ -107,6 +108,13 @@ def test_experiment_command_rejects_unknown_models_with_the_valid_names(capsys, 
         == 2
     )
     assert "cnn_hybrid" in capsys.readouterr().err
+
+
+def test_experiment_command_rejects_a_workers_count_below_one(capsys, tmp_path):
+    arguments = ["experiment", "--dataset", "synthetic", "--scale", "ci", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main([*arguments, "--workers", "0"])
+    assert "--workers: a whole number of at least 1, got '0'" in capsys.readouterr().err
 
 
 def test_experiment_command_writes_results(capsys, tmp_path):
@@ -222,6 +230,30 @@ def test_a_selection_seed_chooses_the_epoch_count_once_for_every_tested_seed(sho
     assert (table.loc["mf", "valid_hr@10"] > 0).all()  # no epochs to choose: both fits, as before
     with pytest.raises(ValueError, match="also a tested seed"):
         run_experiment(split, ["ite"], [0, 1], selection_seed=1)  # before anything trains
+
+
+def test_training_in_two_processes_gives_the_models_one_process_trains(shop_and_split, tmp_path, capsys):
+    _, split = shop_and_split
+    options = {"dim": 8, "epochs": 4, "patience": 1, "min_steps": 0, "learning_rate": 0.01, "verbose": 0}
+    models = ["ite", "seen_first+ite", "mf"]  # a wrapped model shares its inner fit; MF is not cached
+    runs = {
+        workers: run_experiment(split, models, [0, 3], selection_seed=1, cache=tmp_path / str(workers),
+                                workers=workers, **options)
+        for workers in (1, 2)
+    }  # fmt: skip
+    for key, model in runs[1].models.items():
+        ranks = (evaluate(m, split, "test").ranks for m in (model, runs[2].models[key]))
+        assert (next(ranks) == next(ranks)).all(), key
+    entries = [sorted(p.name for p in (tmp_path / str(w)).glob("*.history.json")) for w in (1, 2)]
+    assert entries[0] == entries[1] and len(entries[0]) == 3  # ite's selection fit + 2 final fits
+    log = capsys.readouterr().err  # the selection fit is trained here (one fit), then the two finals:
+    assert "training 1 fit" not in log and log.count("training 2 fits in 2 processes:   0%") == 1
+    run_experiment(split, models, [0, 3], selection_seed=1, cache=tmp_path / "1", workers=2, **options)
+    assert "training" not in capsys.readouterr().err  # every fit cached: no process started
+    again = train_many(split, [{"name": "ite", "seed": 3, "final_epochs": 2, **options}] * 2, workers=2)
+    assert len(again) == 2 and again[0][1].final_epochs == 2  # no cache: a temporary one, two jobs
+    with pytest.raises(ValueError, match="at least 1"):
+        run_experiment(split, ["ite"], [0], workers=0)
 
 
 def test_a_cached_final_only_fit_reports_its_original_training_time(shop_and_split, tmp_path):
