@@ -139,18 +139,10 @@ define run_notebooks
 endef
 
 course: venv $(KERNEL)
-ifneq ($(LESSONS),)
 	$(call run_notebooks,$(LESSONS))
-else
-	@echo "no notebooks/[0-9]*.ipynb yet: nothing to run"
-endif
 
 experiments: venv $(KERNEL)
-ifneq ($(STUDY),)
 	$(call run_notebooks,$(STUDY))
-else
-	@echo "no notebooks 08 or 11 yet: nothing to run"
-endif
 
 # The committed notebooks, re-executed in place with their default parameters (never -p, or the
 # injected-parameters cell would be saved and replayed), then stripped of run-specific metadata.
