@@ -26,6 +26,7 @@ MODELS: dict[str, type[Recommender]] = dict(
 BEYOND_PAPER_MODELS: dict[str, type[Recommender]] = dict(
     zip(BEYOND_PAPER, (RepeatHybrid, RepeatExplore), strict=True)
 )
+MODEL_CLASSES = MODELS | BEYOND_PAPER_MODELS  # every registry name (unwrapped) -> its class
 WRAPPER_CLASSES: dict[str, type[SeenFirst]] = {"seen_first": SeenFirst, "gated_first": GatedFirst}
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ITE",
     "MF",
     "MODELS",
+    "MODEL_CLASSES",
     "BEYOND_PAPER_MODELS",
     "CNNHybrid",
     "Caser",
@@ -60,5 +62,5 @@ def make_model(name: str, config: ModelConfig | None = None, **overrides) -> Rec
     """Create a model by registry name, or a wrapped one ("seen_first+caser", "gated_first+caser":
     the wrapped model gets the configuration); unknown names or hyper-parameters are a clear error."""
     wrapper, inner = split_name(name)
-    model = (MODELS | BEYOND_PAPER_MODELS)[inner](config, **overrides)
+    model = MODEL_CLASSES[inner](config, **overrides)
     return WRAPPER_CLASSES[wrapper](model) if wrapper else model
